@@ -1,0 +1,1 @@
+"""Data: manifests, MONAI transforms, cached datasets, and synthetic phantom studies."""
