@@ -1,0 +1,213 @@
+"""The finding vocabulary: what a chest study can show, in one place.
+
+The phantom generator draws these findings, the report templates describe them, the evaluation
+and the clinical labeler score them. Everything they need to agree on lives here: the kinds,
+the sides and zones a kind takes, its size range, its devices, whether it has a compact mask
+for grounding, and the CheXpert observation it counts as.
+
+Sides are the PATIENT's sides. Zones split each lung by height into thirds.
+
+Adding a kind (fracture, enlarged cardiomediastinum, pleural thickening, ...) is one entry in
+:data:`FINDING_KINDS`; the phantom generator and the report templates then say clearly that
+they do not handle it yet until they are taught to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+from typing import Any
+
+from medvl.errors import ConfigError
+
+SIDES = ("left", "right", "bilateral")
+ZONES = ("upper", "middle", "lower")
+FINDING_FIELDS = ("kind", "side", "zone", "size_mm", "device")
+
+
+@dataclass(frozen=True)
+class DeviceKind:
+    """A support device: its name, how reports call it, and the sides it is placed on."""
+
+    name: str
+    label: str
+    sides: tuple[str | None, ...] = (None,)
+
+
+@dataclass(frozen=True)
+class FindingKind:
+    """What one kind of finding allows, and how it maps to other vocabularies.
+
+    ``sides`` lists the allowed values of ``Finding.side`` (``None`` means "no side"); an empty
+    ``zones`` means the kind is not given a zone. ``localised`` kinds have a compact mask that
+    attention can be scored against; diffuse ones (edema) and thin ones (devices) do not.
+    ``chexpert`` is the CheXpert observation the kind counts as, or ``None`` where CheXpert
+    does not count it at all.
+    """
+
+    name: str
+    label: str
+    chexpert: str | None
+    sides: tuple[str | None, ...] = (None,)
+    zones: tuple[str, ...] = ()
+    size_mm: tuple[float, float] | None = None
+    devices: tuple[DeviceKind, ...] = ()
+    localised: bool = True
+    note: str = ""
+
+    @property
+    def zoned(self) -> bool:
+        """Whether a finding of this kind names a lung zone."""
+        return bool(self.zones)
+
+    def device(self, name: str) -> DeviceKind:
+        """The device called ``name``; a :class:`ConfigError` if this kind has no such device."""
+        for device in self.devices:
+            if device.name == name:
+                return device
+        known = ", ".join(d.name for d in self.devices) or "none"
+        raise ConfigError(f"finding kind '{self.name}' has no device '{name}' (devices: {known})")
+
+    def variants(self) -> tuple[tuple[str | None, str | None, str | None], ...]:
+        """Every allowed ``(side, zone, device)`` combination, in a fixed order."""
+        if self.devices:
+            return tuple((side, None, d.name) for d in self.devices for side in d.sides)
+        zones: tuple[str | None, ...] = self.zones or (None,)
+        return tuple((side, zone, None) for side, zone in product(self.sides, zones))
+
+
+SUPPORT_DEVICES = (
+    DeviceKind("central_line", "central venous catheter", sides=("left", "right")),
+    DeviceKind("endotracheal_tube", "endotracheal tube"),
+    DeviceKind("pacemaker", "pacemaker"),
+)
+
+_LEFT_RIGHT = ("left", "right")
+
+FINDING_KINDS: dict[str, FindingKind] = {
+    kind.name: kind
+    for kind in (
+        FindingKind("cardiomegaly", "cardiomegaly", "Cardiomegaly", note="mask: the heart"),
+        FindingKind("pleural_effusion", "pleural effusion", "Pleural Effusion", sides=SIDES),
+        FindingKind("pneumothorax", "pneumothorax", "Pneumothorax", sides=_LEFT_RIGHT),
+        FindingKind("consolidation", "consolidation", "Consolidation", sides=_LEFT_RIGHT, zones=ZONES),
+        FindingKind("opacity", "opacity", "Lung Opacity", sides=_LEFT_RIGHT, zones=ZONES),
+        FindingKind("nodule", "nodule", "Lung Lesion", sides=_LEFT_RIGHT, zones=ZONES, size_mm=(6.0, 30.0)),
+        FindingKind("mass", "mass", "Lung Lesion", sides=_LEFT_RIGHT, zones=ZONES, size_mm=(31.0, 70.0)),
+        FindingKind("atelectasis", "atelectasis", "Atelectasis", sides=SIDES, note="basal (plate-like), no zone"),
+        FindingKind("edema", "pulmonary edema", "Edema", sides=("bilateral",), localised=False),
+        FindingKind(
+            "calcified_granuloma",
+            "calcified granuloma",
+            None,
+            sides=_LEFT_RIGHT,
+            zones=ZONES,
+            size_mm=(3.0, 8.0),
+            note=(
+                "CheXpert's labeler explicitly does not count calcified nodules as Lung Lesion "
+                "(its unmention list has 'calcified nodul'), so this kind maps to no observation."
+            ),
+        ),
+        FindingKind(
+            "support_device",
+            "support device",
+            "Support Devices",
+            sides=(None, "left", "right"),
+            devices=SUPPORT_DEVICES,
+            localised=False,
+        ),
+    )
+}
+
+
+def finding_kind(name: str) -> FindingKind:
+    """The registry entry for ``name``; a :class:`ConfigError` listing the known kinds otherwise."""
+    try:
+        return FINDING_KINDS[name]
+    except KeyError:
+        known = ", ".join(FINDING_KINDS)
+        raise ConfigError(f"unknown finding kind '{name}' (known kinds: {known})") from None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: a kind, and the side, zone, size and device that kind requires.
+
+    Every field the kind uses must be given and every other one must be ``None``, so two
+    equal findings always mean the same picture and the same sentence.
+    """
+
+    kind: str
+    side: str | None = None
+    zone: str | None = None
+    size_mm: float | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        spec = finding_kind(self.kind)
+        if self.size_mm is not None:
+            if isinstance(self.size_mm, bool) or not isinstance(self.size_mm, (int, float)):
+                raise ConfigError(f"finding '{self.kind}' needs a numeric size_mm, got {self.size_mm!r}")
+            object.__setattr__(self, "size_mm", float(self.size_mm))
+        self._check_device(spec)
+        self._check_side(spec)
+        self._check_zone(spec)
+        self._check_size(spec)
+
+    @property
+    def spec(self) -> FindingKind:
+        """This finding's :class:`FindingKind`."""
+        return FINDING_KINDS[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind", "side", "zone", "size_mm", "device"}``, JSON-ready."""
+        return {name: getattr(self, name) for name in FINDING_FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        """The inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError`."""
+        if not isinstance(data, dict) or "kind" not in data:
+            raise ConfigError(f"a finding must be a mapping with a 'kind', got {data!r}")
+        unknown = sorted(set(data) - set(FINDING_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown finding field(s) {', '.join(unknown)} in {data!r}")
+        return cls(**data)
+
+    def _check_device(self, spec: FindingKind) -> None:
+        if not spec.devices:
+            if self.device is not None:
+                raise ConfigError(f"finding '{self.kind}' takes no device, got device={self.device!r}")
+            return
+        if self.device is None:
+            names = ", ".join(d.name for d in spec.devices)
+            raise ConfigError(f"finding '{self.kind}' needs a device (one of: {names})")
+        spec.device(self.device)
+
+    def _allowed_sides(self, spec: FindingKind) -> tuple[str | None, ...]:
+        return spec.device(self.device).sides if self.device is not None else spec.sides
+
+    def _check_side(self, spec: FindingKind) -> None:
+        if self.side is not None and self.side not in SIDES:
+            raise ConfigError(f"unknown side {self.side!r} (sides: {', '.join(SIDES)}; the patient's side)")
+        allowed = self._allowed_sides(spec)
+        if self.side not in allowed:
+            shown = ", ".join("none" if s is None else s for s in allowed)
+            what = f"'{self.kind}'" + (f" ({self.device})" if self.device else "")
+            raise ConfigError(f"finding {what} cannot have side {self.side!r} (allowed: {shown})")
+
+    def _check_zone(self, spec: FindingKind) -> None:
+        if self.zone is not None and self.zone not in ZONES:
+            raise ConfigError(f"unknown zone {self.zone!r} (zones: {', '.join(ZONES)})")
+        if spec.zoned and self.zone is None:
+            raise ConfigError(f"finding '{self.kind}' needs a zone (one of: {', '.join(spec.zones)})")
+        if not spec.zoned and self.zone is not None:
+            raise ConfigError(f"finding '{self.kind}' takes no zone, got zone={self.zone!r}")
+
+    def _check_size(self, spec: FindingKind) -> None:
+        if spec.size_mm is None:
+            if self.size_mm is not None:
+                raise ConfigError(f"finding '{self.kind}' takes no size, got size_mm={self.size_mm!r}")
+            return
+        low, high = spec.size_mm
+        if self.size_mm is None or not low <= self.size_mm <= high:
+            raise ConfigError(f"finding '{self.kind}' needs size_mm between {low:g} and {high:g}, got {self.size_mm!r}")
