@@ -7,8 +7,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medvl.errors import MedVLError
+
+if TYPE_CHECKING:
+    from medvl.io import Study
+    from medvl.report.draft import Draft
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -47,6 +52,74 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decoding_changes(args: argparse.Namespace) -> dict[str, int]:
+    """The decoding settings given on the command line (the model's defaults for the rest)."""
+    changes = {"num_beams": args.beams, "max_new_tokens": getattr(args, "max_new_tokens", None)}
+    return {name: value for name, value in changes.items() if value is not None}
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Draft reports: print them, or write text/JSON (and attention overlays) to --out."""
+    from tqdm.auto import tqdm
+
+    from medvl.report.drafting import Drafter
+
+    drafter = Drafter(args.model, decoding=_decoding_changes(args))
+    explain = args.out is not None and args.overlay
+    failures = 0
+    results = drafter.iter_drafts(args.paths, batch_size=args.batch_size, explain=explain)
+    for path, result, study in tqdm(results, total=len(args.paths), desc="draft", disable=len(args.paths) < 2):
+        if isinstance(result, MedVLError):
+            print(f"medvl: skipped {result}", file=sys.stderr)
+            failures += 1
+        elif args.out is None:
+            print(result.to_json() if args.format == "json" else result.to_text())
+        else:
+            print(f"{path}: " + ", ".join(map(str, _write_draft(result, study, args.out, args.format, explain))))
+    return 1 if failures else 0
+
+
+def _write_draft(draft: Draft, study: Study, out: Path, text_format: str, overlay: bool) -> list[Path]:
+    """Write a draft's text and/or JSON, and its attention overlay, into ``out``."""
+    from medvl.explain.overlay import draft_overlay, save_png
+    from medvl.files import atomic_write_text
+
+    written = []
+    if text_format in ("text", "both"):
+        written.append(out / f"{draft.study}.txt")
+        atomic_write_text(written[-1], draft.to_text())
+    if text_format in ("json", "both"):
+        written.append(out / f"{draft.study}.json")
+        atomic_write_text(written[-1], draft.to_json())
+    if overlay:
+        written.append(save_png(draft_overlay(draft, study), out / f"{draft.study}_attention.png"))
+    return written
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a model from a YAML config (``--resume`` continues from the last checkpoint)."""
+    from medvl.train.config import TrainConfig
+    from medvl.train.loop import train
+
+    best = train(TrainConfig.from_yaml(args.config), resume=args.resume)
+    print(f"best model: {best}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    """Draft a manifest's split and write finding accuracy and word-overlap scores."""
+    from medvl.evaluate.run import DEFAULT_METRICS, evaluate, summary_lines
+
+    metrics = (*DEFAULT_METRICS, "meteor") if args.meteor else DEFAULT_METRICS
+    scores = evaluate(
+        args.data, args.out, model=args.model, split=args.split, decoding=_decoding_changes(args), metrics=metrics,
+        batch_size=args.batch_size, limit=args.limit, progress=True,
+    )
+    print("\n".join(summary_lines(scores)))
+    print(f"scores: {args.out / 'eval.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``medvl`` sub-command."""
     parser = argparse.ArgumentParser(prog="medvl", description="Draft radiology reports from medical scans.")
@@ -68,6 +141,32 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--format", choices=("png", "dicom", "nifti"), default="png", help="image file format")
     synth.add_argument("--size", type=int, default=None, help="image size in pixels (default: the generator's)")
     synth.set_defaults(run=_cmd_synth)
+    report = commands.add_parser("report", help="draft radiology reports for studies")
+    report.add_argument("paths", nargs="+", help="DICOM file or folder, NIfTI, PNG/JPEG, a study folder, or sample:<name>")
+    report.add_argument("--model", default=None, help="model folder, or an embedded model: cxr (default), ct")
+    report.add_argument("--out", type=Path, default=None, help="write drafts here instead of printing them")
+    report.add_argument("--format", choices=("text", "json", "both"), default="both", help="what to write (default both)")
+    report.add_argument("--no-overlay", dest="overlay", action="store_false", help="do not write attention overlays")
+    report.add_argument("--batch-size", type=int, default=8)
+    report.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
+    report.add_argument("--max-new-tokens", type=int, default=None, help="longest draft in tokens (default: the model's)")
+    report.set_defaults(run=_cmd_report)
+
+    train = commands.add_parser("train", help="train a model from a YAML config")
+    train.add_argument("--config", type=Path, required=True, help="training config (see configs/)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this run")
+    train.set_defaults(run=_cmd_train)
+
+    evaluation = commands.add_parser("eval", help="draft a manifest's studies and score the drafts")
+    evaluation.add_argument("--data", type=Path, required=True, help="a manifest, or a folder holding manifest.jsonl")
+    evaluation.add_argument("--out", type=Path, required=True, help="folder for eval.json and drafts.jsonl")
+    evaluation.add_argument("--model", default=None, help="model folder, or an embedded model: cxr (default), ct")
+    evaluation.add_argument("--split", default="test", help="which split to draft (default test)")
+    evaluation.add_argument("--limit", type=int, default=None, help="draft at most this many studies")
+    evaluation.add_argument("--batch-size", type=int, default=16)
+    evaluation.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
+    evaluation.add_argument("--meteor", action="store_true", help="also compute METEOR (needs Java)")
+    evaluation.set_defaults(run=_cmd_eval)
     return parser
 
 

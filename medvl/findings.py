@@ -211,3 +211,12 @@ class Finding:
         low, high = spec.size_mm
         if self.size_mm is None or not low <= self.size_mm <= high:
             raise ConfigError(f"finding '{self.kind}' needs size_mm between {low:g} and {high:g}, got {self.size_mm!r}")
+
+
+def finding_label(finding: Finding | dict[str, Any]) -> str:
+    """A finding's class label for auxiliary training: ``kind``, then side and device if any.
+
+    ``"pleural_effusion:left"``, ``"cardiomegaly"``, ``"support_device:right:central_line"``.
+    """
+    values = finding.to_dict() if isinstance(finding, Finding) else finding
+    return ":".join(str(values[key]) for key in ("kind", "side", "device") if values.get(key))

@@ -61,8 +61,7 @@ from monai.utils import convert_to_tensor, ensure_tuple
 
 from medvl.errors import ConfigError, InvalidImageError, ManifestError, MedVLError
 from medvl.io import load_study
-from medvl.io.loader import ROLE_ORDER  # frontal, lateral, other: the order of view slots
-from medvl.io.study import View
+from medvl.io.study import Study, View, role_rank
 
 # Center and width in Hounsfield units of the usual CT display windows.
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -245,7 +244,8 @@ def _window(value: Any) -> str | tuple[float, float]:
 class LoadStudyd(MapTransform):
     """Read a study's images into view slots ordered frontal, lateral, other.
 
-    ``data[key]`` is a list of paths, each anything :func:`medvl.io.load_study` reads; the views
+    ``data[key]`` is a list of paths, each anything :func:`medvl.io.load_study` reads (or a
+    :class:`~medvl.io.Study` already loaded, as drafting passes them); the views
     of all of them are pooled, ordered by role (stably, so ties keep the listed order) and the
     first ``max_views`` fill ``view0``, ``view1``, ... Also written: ``view_roles`` and
     ``view_info`` (one entry per slot, ``"missing"``/``None`` for empty slots), ``original_size``
@@ -278,7 +278,7 @@ class LoadStudyd(MapTransform):
             n_findings = len(d.get(self.findings_key) or ())
             masks = read_masks(d[self.masks_key], [view.info.size for view in views], n_findings)
 
-        kept = sorted(range(len(views)), key=lambda index: ROLE_ORDER.index(views[index].info.role))[: self.max_views]
+        kept = sorted(range(len(views)), key=lambda index: role_rank(views[index].info.role))[: self.max_views]
         d["original_size"] = torch.zeros(self.max_views, self.spatial_dims, dtype=torch.long)
         d["source_affine"] = torch.eye(4, dtype=torch.float64).repeat(self.max_views, 1, 1)
         for slot, index in enumerate(kept):
@@ -294,8 +294,8 @@ class LoadStudyd(MapTransform):
         d["view_info"] = [views[index].info.to_dict() for index in kept] + [None] * empty_slots
         return d
 
-    def _read(self, path: str | Path) -> tuple[View, ...]:
-        study = load_study(path)
+    def _read(self, path: str | Path | Study) -> tuple[View, ...]:
+        study = path if isinstance(path, Study) else load_study(path)
         for view in study.views:
             if view.info.spatial_dims != self.spatial_dims:
                 size = "x".join(str(s) for s in view.info.size)

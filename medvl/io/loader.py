@@ -31,11 +31,10 @@ from medvl.errors import (
 from medvl.io.dicom import DicomSeries, find_series, is_dicom_file, read_dicom_file, read_dicom_series
 from medvl.io.nifti import is_nifti_name, read_nifti
 from medvl.io.raster import read_raster
-from medvl.io.study import Study
+from medvl.io.study import Study, role_rank
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 DICOM_SUFFIXES = ("", ".dcm", ".dicom", ".dic", ".ima")  # names that promise DICOM content
-ROLE_ORDER = ("frontal", "lateral", "other")
 
 
 def load_study(path: str | Path, series_uid: str | None = None) -> Study:
@@ -169,6 +168,6 @@ def _collect_one_study(studies: Iterable[Study], folder: Path) -> list[Study]:
 def _combine(studies: list[Study], folder: Path) -> Study:
     """One study from the views of several: frontal first, then lateral, then others, each by name."""
     named_views = [(view, study.source.name) for study in studies for view in study.views]
-    named_views.sort(key=lambda item: (ROLE_ORDER.index(item[0].info.role), item[1]))
+    named_views.sort(key=lambda item: (role_rank(item[0].info.role), item[1]))
     study_hash = next((study.study_uid_hash for study in studies if study.study_uid_hash), None)
     return Study(views=tuple(view for view, _ in named_views), source=folder, study_uid_hash=study_hash)

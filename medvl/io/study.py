@@ -22,6 +22,7 @@ from monai.data import MetaTensor
 
 FRONTAL_POSITIONS = ("PA", "AP", "AP SUPINE", "FRONTAL")
 LATERAL_POSITIONS = ("LL", "RL", "LAT", "LATERAL", "RLD", "LLD")
+ROLE_ORDER = ("frontal", "lateral", "other")  # the order in which a model reads a study's views
 
 
 def view_role(view_position: str | None) -> str:
@@ -32,6 +33,11 @@ def view_role(view_position: str | None) -> str:
     if position in LATERAL_POSITIONS:
         return "lateral"
     return "other"
+
+
+def role_rank(role: str) -> int:
+    """Position of a view role in :data:`ROLE_ORDER` (frontal first)."""
+    return ROLE_ORDER.index(role)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,10 @@ class Study:
     def spatial_dims(self) -> int:
         """2 for radiographs and single slices, 3 for volumes."""
         return self.views[0].info.spatial_dims
+
+    def ordered_views(self) -> list[View]:
+        """The views in the order a model reads them: frontal, lateral, other (stable)."""
+        return sorted(self.views, key=lambda view: role_rank(view.info.role))
 
     @property
     def modality(self) -> str | None:

@@ -1,0 +1,116 @@
+"""`MedVLConfig`: everything needed to rebuild a model, saved as ``config.json``.
+
+It follows the transformers conventions: sub-configurations are accepted as dictionaries or
+objects, bad values are rejected when the config is built, and unknown keyword arguments go
+to ``PreTrainedConfig`` so ``save_pretrained`` / ``from_pretrained`` round-trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, GPT2Config, PreTrainedConfig
+
+from medvl.data.transforms import TransformConfig
+from medvl.errors import ConfigError
+from medvl.model.decoding import DecodingConfig
+from medvl.model.encoder import EncoderConfig
+from medvl.text import CleaningConfig, sections_to_target, split_sections
+
+DEFAULT_TEXT_CONFIG = {"model_type": "gpt2", "n_layer": 3, "n_embd": 256, "n_head": 4, "n_positions": 512}
+
+
+class MedVLConfig(PreTrainedConfig):
+    """Encoder, projector, language model, preprocessing, text format and decoding defaults.
+
+    Args:
+        encoder: :class:`~medvl.model.encoder.EncoderConfig` fields (MONAI network and cut).
+        text_config: the causal language model's config (a ``PreTrainedConfig`` or a mapping
+            with ``model_type``, e.g. ``gpt2`` or ``llama``), built from scratch or taken from a
+            local pretrained model.
+        preprocessing: :class:`~medvl.data.transforms.TransformConfig` fields: how a study
+            becomes a tensor (image size, views, intensity). Drafting uses exactly these.
+        projector_hidden: hidden width of the two-layer projector (default: the LM's width).
+        text: report format: ``cleaning`` (a :class:`medvl.text.CleaningConfig` mapping),
+            ``sections`` (their order in the target) and ``max_length`` (target tokens).
+        decoding: :class:`~medvl.model.decoding.DecodingConfig` defaults for drafting.
+        model_name: a human-readable name written into every draft.
+        finding_labels: class labels (:func:`medvl.findings.finding_label`) of an auxiliary
+            multi-label head on the pooled visual tokens; empty for none. Training with it
+            teaches the encoder the findings directly, which keeps a small model from
+            writing the commonest report whatever the image.
+        finding_loss_weight: weight of that head's binary cross-entropy in the training loss.
+    """
+
+    model_type = "medvl"
+    sub_configs = {"text_config": AutoConfig}
+
+    def __init__(
+        self,
+        encoder: dict[str, Any] | None = None,
+        text_config: dict[str, Any] | PreTrainedConfig | None = None,
+        preprocessing: dict[str, Any] | None = None,
+        projector_hidden: int | None = None,
+        text: dict[str, Any] | None = None,
+        decoding: dict[str, Any] | None = None,
+        model_name: str = "medvl",
+        finding_labels: list[str] | None = None,
+        finding_loss_weight: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        self.encoder = EncoderConfig.from_dict(encoder or {}).to_dict()
+        self.preprocessing = TransformConfig.from_dict(preprocessing or {}).to_dict()
+        if self.encoder["spatial_dims"] != self.preprocessing["spatial_dims"]:
+            raise ConfigError(
+                f"encoder.spatial_dims ({self.encoder['spatial_dims']}) differs from "
+                f"preprocessing.spatial_dims ({self.preprocessing['spatial_dims']})"
+            )
+        if isinstance(text_config, dict):
+            text_config = dict(text_config)
+            model_type = text_config.pop("model_type", "gpt2")
+            text_config = AutoConfig.for_model(model_type, **text_config)
+        self.text_config = text_config if text_config is not None else GPT2Config(**_without_type(DEFAULT_TEXT_CONFIG))
+        if projector_hidden is not None and projector_hidden < 1:
+            raise ConfigError(f"projector_hidden: expected a positive integer, got {projector_hidden!r}")
+        self.projector_hidden = projector_hidden
+        self.text = {"cleaning": {"style": "basic"}, "sections": ["findings", "impression"], "max_length": 160, **(text or {})}
+        self.decoding = DecodingConfig.from_dict(decoding).to_dict()
+        self.model_name = model_name
+        self.finding_labels = list(finding_labels or [])
+        if finding_loss_weight < 0:
+            raise ConfigError(f"finding_loss_weight: expected a number >= 0, got {finding_loss_weight!r}")
+        self.finding_loss_weight = float(finding_loss_weight)
+        super().__init__(**kwargs)
+
+    @property
+    def encoder_config(self) -> EncoderConfig:
+        """The encoder settings as a dataclass."""
+        return EncoderConfig.from_dict(self.encoder)
+
+    @property
+    def transform_config(self) -> TransformConfig:
+        """The preprocessing settings as a dataclass."""
+        return TransformConfig.from_dict(self.preprocessing)
+
+    @property
+    def decoding_config(self) -> DecodingConfig:
+        """The default decoding settings as a dataclass."""
+        return DecodingConfig.from_dict(self.decoding)
+
+    @property
+    def cleaning(self) -> CleaningConfig:
+        """How report text is cleaned for this model."""
+        return CleaningConfig.from_dict(self.text["cleaning"])
+
+    def report_target(self, report: str) -> str:
+        """The text the model learns to write for ``report``: its cleaned, tagged sections."""
+        return sections_to_target(split_sections(report), self.text["sections"], self.cleaning)
+
+    @property
+    def max_views(self) -> int:
+        """Views per study the model reads (frontal + lateral: 2; a volume: 1)."""
+        return int(self.preprocessing["max_views"])
+
+
+def _without_type(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key != "model_type"}

@@ -1,0 +1,64 @@
+"""Decoding settings: how a report is generated from the visual prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from medvl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """Greedy (``num_beams=1``) or beam search, with length and repetition controls."""
+
+    num_beams: int = 3
+    max_new_tokens: int = 120
+    min_new_tokens: int = 0
+    length_penalty: float = 1.0  # beam search: > 1 favours longer reports
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already generated
+    no_repeat_ngram_size: int = 0  # forbid repeating any n-gram of this size (0: off)
+    use_cache: bool = True  # reuse attention keys/values between steps (KV cache)
+
+    def __post_init__(self) -> None:
+        for name in ("num_beams", "max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"decoding.{name}: expected a positive integer, got {getattr(self, name)!r}")
+        for name in ("min_new_tokens", "no_repeat_ngram_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"decoding.{name}: expected an integer >= 0, got {getattr(self, name)!r}")
+        if self.repetition_penalty <= 0 or self.length_penalty <= 0:
+            raise ConfigError("decoding: repetition_penalty and length_penalty must be positive")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> DecodingConfig:
+        """Build from a mapping; unknown keys raise :class:`ConfigError`."""
+        values = dict(values or {})
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"decoding: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        return asdict(self)
+
+    def updated(self, **changes: Any) -> DecodingConfig:
+        """A copy with the given fields changed (``None`` values are ignored)."""
+        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``transformers`` ``generate``."""
+        return {
+            "do_sample": False,
+            "num_beams": self.num_beams,
+            "max_new_tokens": self.max_new_tokens,
+            "min_new_tokens": self.min_new_tokens,
+            "length_penalty": self.length_penalty,
+            "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "use_cache": self.use_cache,
+            "early_stopping": self.num_beams > 1,
+        }

@@ -1,0 +1,135 @@
+"""The image encoder: a MONAI network cut where its feature map is still a grid.
+
+The encoder family and depth come from config (``resnet10`` ... ``resnet200`` through
+``monai.networks.nets.ResNet``, ``densenet121`` ... ``densenet264`` through
+``monai.networks.nets.DenseNet``); ``spatial_dims`` makes the same code 2D or 3D. The output of
+stage ``feature_stage`` (1-4, stride 4 to 32 with ``conv1_stride=2``; a 7x7 stem at stride 1 is
+about 4x dearer for nothing) is the feature map whose cells become visual tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from monai.networks.nets import DenseNet, ResNet
+from monai.networks.nets.resnet import resnet_params
+from torch import nn
+
+from medvl.errors import ConfigError
+
+DENSENET_BLOCKS = {
+    "densenet121": (6, 12, 24, 16),
+    "densenet169": (6, 12, 32, 32),
+    "densenet201": (6, 12, 48, 32),
+    "densenet264": (6, 12, 64, 48),
+}
+RESNET_INPLANES = (64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which MONAI network encodes the views, and where it is cut."""
+
+    name: str = "resnet10"  # a key of monai's resnet_params, or of DENSENET_BLOCKS
+    spatial_dims: int = 2
+    in_channels: int = 1
+    feature_stage: int = 3  # 1..4: the stage whose output is the token grid
+    widen_factor: float = 1.0  # ResNet only: channel multiplier
+    conv1_stride: int = 2  # ResNet only: stride of the 7x7 stem convolution
+    token_grid: tuple[int, ...] | None = None  # average-pool the feature map to this grid (None: keep)
+
+    def __post_init__(self) -> None:
+        if self.name not in resnet_params and self.name not in DENSENET_BLOCKS:
+            known = ", ".join([*resnet_params, *DENSENET_BLOCKS])
+            raise ConfigError(f"encoder.name: unknown network {self.name!r}; known: {known}")
+        if self.spatial_dims not in (2, 3):
+            raise ConfigError(f"encoder.spatial_dims: expected 2 or 3, got {self.spatial_dims!r}")
+        if self.feature_stage not in (1, 2, 3, 4):
+            raise ConfigError(f"encoder.feature_stage: expected 1 to 4, got {self.feature_stage!r}")
+        if self.token_grid is not None:
+            grid = tuple(int(g) for g in self.token_grid)
+            if len(grid) != self.spatial_dims or min(grid) < 1:
+                raise ConfigError(f"encoder.token_grid: expected {self.spatial_dims} positive sizes, got {self.token_grid!r}")
+            object.__setattr__(self, "token_grid", grid)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> EncoderConfig:
+        """Build from a mapping; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"encoder: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        values = asdict(self)
+        values["token_grid"] = None if self.token_grid is None else list(self.token_grid)
+        return values
+
+
+class VisualEncoder(nn.Module):
+    """``(N, C, *spatial)`` images to ``(N, channels, *grid)`` feature maps."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.stages = _resnet_stages(config) if config.name in resnet_params else _densenet_stages(config)
+        if config.token_grid is None:
+            self.pool: nn.Module = nn.Identity()
+        else:
+            pool = nn.AdaptiveAvgPool2d if config.spatial_dims == 2 else nn.AdaptiveAvgPool3d
+            self.pool = pool(config.token_grid)
+        self.out_channels = self._probe_channels()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(images))
+
+    def grid_shape(self, image_size: Sequence[int]) -> tuple[int, ...]:
+        """The token grid for images of ``image_size`` (found by a dry run on an empty image)."""
+        if self.config.token_grid is not None:
+            return self.config.token_grid
+        with torch.no_grad():
+            probe = torch.zeros(1, self.config.in_channels, *image_size)
+            return tuple(self.stages.eval()(probe).shape[2:])
+
+    def _probe_channels(self) -> int:
+        size = (64 if self.config.spatial_dims == 2 else 32,) * self.config.spatial_dims
+        with torch.no_grad():
+            return int(self.stages.eval()(torch.zeros(1, self.config.in_channels, *size)).shape[1])
+
+
+def _resnet_stages(config: EncoderConfig) -> nn.Sequential:
+    block, layers, shortcut, bias_downsample, _ = resnet_params[config.name]
+    network = ResNet(
+        block=block,
+        layers=layers,
+        block_inplanes=list(RESNET_INPLANES),
+        spatial_dims=config.spatial_dims,
+        n_input_channels=config.in_channels,
+        conv1_t_stride=config.conv1_stride,
+        shortcut_type=shortcut,
+        bias_downsample=bias_downsample,
+        widen_factor=config.widen_factor,
+        feed_forward=False,
+    )
+    names = ["conv1", "bn1", "act", "maxpool"] + [f"layer{stage}" for stage in range(1, config.feature_stage + 1)]
+    return nn.Sequential(*(getattr(network, name) for name in names))
+
+
+def _densenet_stages(config: EncoderConfig) -> nn.Sequential:
+    network = DenseNet(
+        spatial_dims=config.spatial_dims,
+        in_channels=config.in_channels,
+        out_channels=1,
+        block_config=DENSENET_BLOCKS[config.name],
+    )
+    kept = []
+    for name, module in network.features.named_children():
+        kept.append(module)
+        if name == f"denseblock{config.feature_stage}":
+            break
+    return nn.Sequential(*kept)

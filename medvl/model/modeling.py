@@ -1,0 +1,220 @@
+"""`MedVLModel`: MONAI encoder -> projector -> visual tokens -> causal language model.
+
+LLaVA-style prefix fusion. Each view's feature map is flattened into one token per grid cell,
+projected into the language model's embedding space, and given a learned position (grid cell)
+and view embedding. The tokens of all views form a prefix; the report follows it:
+
+    [view 0 tokens][view 1 tokens][BOS] t1 t2 ... tn [EOS]
+
+A missing view (a study with only a frontal radiograph) is replaced by a learned "missing view"
+embedding, so every prefix has the same length and nothing needs masking. The loss is the usual
+next-token cross-entropy on the report tokens only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from medvl.errors import ConfigError
+from medvl.model.config import MedVLConfig
+from medvl.model.decoding import DecodingConfig
+from medvl.model.encoder import VisualEncoder
+
+IGNORE_INDEX = -100  # label value the loss skips (transformers' convention)
+
+
+@dataclass
+class MedVLOutput(ModelOutput):
+    """``loss`` (when labels were given: ``text_loss`` plus the weighted ``finding_loss``),
+    ``logits`` over the report positions, the language model's ``attentions`` over the whole
+    sequence (prefix included) on request, and the auxiliary head's ``finding_logits``."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    n_visual_tokens: int | None = None
+    text_loss: torch.Tensor | None = None
+    finding_loss: torch.Tensor | None = None
+    finding_logits: torch.Tensor | None = None
+
+
+class VisualProjector(nn.Module):
+    """Two-layer MLP from encoder channels to the language model's width (as in LLaVA 1.5)."""
+
+    def __init__(self, in_features: int, hidden: int, out_features: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, out_features))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+class MedVLModel(PreTrainedModel):
+    """Draft reports from images. ``images``: ``(batch, views, channels, *spatial)``."""
+
+    config_class = MedVLConfig
+    base_model_prefix = "medvl"
+    main_input_name = "images"
+    _supports_sdpa = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: MedVLConfig, language_model: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        self.encoder = VisualEncoder(config.encoder_config)
+        self.grid_shape = self.encoder.grid_shape(config.transform_config.image_size)
+        width = config.text_config.hidden_size
+        self.projector = VisualProjector(self.encoder.out_channels, config.projector_hidden or width, width)
+        self.cell_embedding = nn.Parameter(torch.randn(math.prod(self.grid_shape), width) * 0.02)
+        self.view_embedding = nn.Parameter(torch.randn(config.max_views, width) * 0.02)
+        self.missing_view_embedding = nn.Parameter(torch.zeros(width))
+        self.finding_head = nn.Linear(width, len(config.finding_labels)) if config.finding_labels else None
+        self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
+        self._check_sequence_fits()
+        self.post_init()
+
+    def _check_sequence_fits(self) -> None:
+        """Refuse a config whose prefix plus report is longer than the LM's position table."""
+        positions = getattr(self.config.text_config, "max_position_embeddings", None)
+        needed = self.n_visual_tokens + int(self.config.text["max_length"]) + 2  # BOS and EOS
+        if positions is not None and positions < needed:
+            raise ConfigError(
+                f"the language model has {positions} positions but needs {needed}: {self.n_visual_tokens} visual "
+                f"tokens (grid {'x'.join(map(str, self.grid_shape))} x {self.config.max_views} views) + "
+                f"{self.config.text['max_length']} report tokens + 2; use a coarser encoder.token_grid or more positions"
+            )
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Keep the initialisation each part was built with.
+
+        The encoder keeps MONAI's (Kaiming for convolutions), the projector and finding head
+        PyTorch's defaults, and the language model (a ``PreTrainedModel``) initialises itself.
+        transformers' generic default would redraw every convolution and linear layer from
+        N(0, 0.02), which starves the visual path: the visual tokens start ~20x too small and a
+        small model then learns to write the commonest report whatever the image.
+        """
+
+    @property
+    def tokens_per_view(self) -> int:
+        """Visual tokens per view (cells of the encoder's grid)."""
+        return math.prod(self.grid_shape)
+
+    @property
+    def n_visual_tokens(self) -> int:
+        """Length of the visual prefix."""
+        return self.config.max_views * self.tokens_per_view
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def visual_tokens(self, images: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
+        """``(batch, views * cells, width)`` prefix embeddings for ``images``."""
+        batch, views = images.shape[:2]
+        features = self.encoder(images.flatten(0, 1))  # (batch * views, channels, *grid)
+        tokens = self.projector(features.flatten(2).transpose(1, 2)) + self.cell_embedding
+        tokens = tokens.view(batch, views, self.tokens_per_view, -1) + self.view_embedding[:views, None, :]
+        present = view_mask.to(torch.bool)[:, :, None, None]
+        tokens = torch.where(present, tokens, self.missing_view_embedding.to(tokens.dtype))
+        return tokens.flatten(1, 2)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        view_mask: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        finding_targets: torch.Tensor | None = None,
+        token_targets: torch.Tensor | None = None,
+        token_known: torch.Tensor | None = None,
+    ) -> MedVLOutput:
+        """Score ``input_ids`` (``[BOS] t1 ... tn [EOS] [PAD]...``) after the visual prefix.
+
+        ``labels`` are aligned with ``input_ids`` (``IGNORE_INDEX`` where no loss is wanted);
+        as in transformers, position ``i`` predicts label ``i + 1``.
+
+        With a finding head, ``finding_targets`` ``(batch, n_labels)`` (0/1 per
+        ``config.finding_labels``) and ``token_targets`` ``(batch, visual tokens, n_labels)``
+        (which findings reach each token's grid cell, for studies where ``token_known``) add the
+        auxiliary loss: binary cross-entropy of every token's labels, and of the study's labels
+        against the maximum over its tokens.
+        """
+        visual = self.visual_tokens(images, view_mask)
+        text = self.get_input_embeddings()(input_ids)
+        batch, n_visual = visual.shape[:2]
+        prefix_mask = torch.ones(batch, n_visual, dtype=torch.long, device=visual.device)
+        text_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        full_labels = None
+        if labels is not None:
+            ignored = torch.full((batch, n_visual), IGNORE_INDEX, dtype=labels.dtype, device=labels.device)
+            full_labels = torch.cat([ignored, labels], dim=1)
+        output = self.language_model(
+            inputs_embeds=torch.cat([visual, text.to(visual.dtype)], dim=1),
+            attention_mask=torch.cat([prefix_mask, text_mask.to(torch.long)], dim=1),
+            labels=full_labels,
+            output_attentions=output_attentions,
+        )
+        finding_logits, finding_loss = None, None
+        if self.finding_head is not None:
+            token_logits = self.finding_head(visual)  # (batch, visual tokens, labels)
+            finding_logits = token_logits.amax(dim=1)
+            if finding_targets is not None:
+                finding_loss = self._finding_loss(token_logits, finding_logits, finding_targets, token_targets, token_known)
+        loss = output.loss
+        if loss is not None and finding_loss is not None:
+            loss = loss + self.config.finding_loss_weight * finding_loss
+        return MedVLOutput(
+            loss=loss,
+            logits=output.logits[:, n_visual:],
+            attentions=output.attentions,
+            n_visual_tokens=n_visual,
+            text_loss=output.loss,
+            finding_loss=finding_loss,
+            finding_logits=finding_logits,
+        )
+
+    @staticmethod
+    def _finding_loss(
+        token_logits: torch.Tensor,
+        finding_logits: torch.Tensor,
+        finding_targets: torch.Tensor,
+        token_targets: torch.Tensor | None,
+        token_known: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Study-level BCE, plus token-level BCE where the token labels are known (summed over labels)."""
+        n_labels = finding_logits.shape[-1]
+        loss = n_labels * F.binary_cross_entropy_with_logits(finding_logits, finding_targets.to(finding_logits.dtype))
+        if token_targets is not None and token_known is not None and bool(token_known.any()):
+            known = token_known.to(torch.bool)
+            per_token = F.binary_cross_entropy_with_logits(
+                token_logits[known], token_targets[known].to(token_logits.dtype), reduction="none"
+            )
+            loss = loss + per_token.sum(dim=-1).mean()
+        return loss
+
+    @torch.no_grad()
+    def generate(self, images: torch.Tensor, view_mask: torch.Tensor, decoding: DecodingConfig | None = None) -> torch.Tensor:
+        """Report token ids ``(batch, length)`` (no BOS; EOS then padding where a report ended)."""
+        decoding = decoding or self.config.decoding_config
+        text_config = self.config.text_config
+        visual = self.visual_tokens(images, view_mask)
+        bos = torch.full((visual.shape[0], 1), text_config.bos_token_id, dtype=torch.long, device=visual.device)
+        embeds = torch.cat([visual, self.get_input_embeddings()(bos).to(visual.dtype)], dim=1)
+        positions = getattr(text_config, "max_position_embeddings", None)
+        if positions is not None:  # never run past the language model's position table
+            decoding = decoding.updated(max_new_tokens=min(decoding.max_new_tokens, positions - embeds.shape[1]))
+        return self.language_model.generate(
+            inputs_embeds=embeds,
+            attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device),
+            bos_token_id=text_config.bos_token_id,
+            eos_token_id=text_config.eos_token_id,
+            pad_token_id=text_config.pad_token_id,
+            **decoding.generate_kwargs(),
+        )

@@ -1,0 +1,34 @@
+"""`medvl eval`: the shipped model names held-out phantom findings; the scores are written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medvl.cli import main
+from medvl.data.phantom import write_phantom_dataset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """Fresh-seed single-finding phantoms the default model never saw (all in the test split)."""
+    folder = tmp_path_factory.mktemp("held_out")
+    write_phantom_dataset(folder, 48, seed=2026, mode="single", normal_fraction=0.25, image_size=128,
+                          splits=(0.0, 0.0, 1.0))
+    return folder
+
+
+def test_eval_reports_finding_accuracy_and_word_overlap(held_out, tmp_path, capsys):
+    assert main(["eval", "--data", str(held_out), "--out", str(tmp_path), "--beams", "1"]) == 0
+
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert scores["n_drafted"] == scores["n_studies"] == 48
+    assert scores["findings"]["abnormal"]["accuracy"] >= 0.8  # the full run (README) is >= 0.9
+    assert scores["findings"]["normal"]["accuracy"] >= 0.8
+    assert 0.3 < scores["nlg"]["BLEU_4"] <= 1 and 0.5 < scores["nlg"]["ROUGE_L"] <= 1
+    lines = (tmp_path / "drafts.jsonl").read_text().splitlines()
+    assert len(lines) == 48 and {"study_id", "draft", "reference", "findings"} <= set(json.loads(lines[0]))
+    assert "finding accuracy" in capsys.readouterr().out

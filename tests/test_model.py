@@ -1,0 +1,111 @@
+"""MedVLModel: shapes in 2D and 3D, save -> load -> identical output, offline loading."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from medvl.errors import ConfigError, ModelError
+from medvl.model import MedVLConfig, MedVLModel
+from medvl.model.loading import build_model, load_model, save_model
+from medvl.text import train_tokenizer
+
+TINY_TEXT = {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 128}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    reports = ["[findings] the heart is normal . no pleural effusion . [impression] normal chest ."] * 3
+    return train_tokenizer(reports, min_frequency=1)
+
+
+def tiny_config(spatial_dims: int = 2, **encoder) -> MedVLConfig:
+    size = 64 if spatial_dims == 2 else 32
+    return MedVLConfig(
+        encoder={"name": "resnet10", "spatial_dims": spatial_dims, "widen_factor": 0.25, **encoder},
+        text_config=TINY_TEXT,
+        preprocessing={"spatial_dims": spatial_dims, "image_size": size, "max_views": 2 if spatial_dims == 2 else 1},
+        text={"max_length": 40},
+    )
+
+
+@pytest.mark.parametrize(
+    ("spatial_dims", "encoder", "grid"),
+    [
+        (2, {"feature_stage": 3}, (4, 4)),  # 64 px, stride 16
+        (2, {"feature_stage": 2, "token_grid": [2, 2]}, (2, 2)),
+        (3, {"feature_stage": 3}, (2, 2, 2)),  # 32 voxels, stride 16
+        (2, {"name": "densenet121", "feature_stage": 3}, (4, 4)),  # stride 16 after denseblock3
+    ],
+)
+def test_visual_prefix_has_one_token_per_grid_cell_and_view(tokenizer, spatial_dims, encoder, grid):
+    model = build_model(tiny_config(spatial_dims, **encoder), tokenizer)
+    views = model.config.max_views
+    images = torch.randn(2, views, 1, *model.config.transform_config.image_size)
+    ids = torch.tensor([[tokenizer.bos_token_id, 10, 11, tokenizer.eos_token_id]] * 2)
+
+    output = model(images, torch.ones(2, views, dtype=torch.bool), ids, labels=ids)
+
+    assert model.grid_shape == grid
+    assert output.n_visual_tokens == views * torch.tensor(grid).prod().item()
+    assert output.logits.shape == (2, 4, len(tokenizer))
+    assert torch.isfinite(output.loss)
+
+
+def test_missing_view_uses_its_learned_embedding_whatever_the_pixels(tokenizer):
+    model = build_model(tiny_config(), tokenizer).eval()
+    frontal = torch.randn(1, 1, 1, 64, 64)
+    present = torch.tensor([[True, False]])
+    with torch.no_grad():
+        one = model.visual_tokens(torch.cat([frontal, torch.zeros_like(frontal)], 1), present)
+        two = model.visual_tokens(torch.cat([frontal, torch.randn_like(frontal)], 1), present)
+    assert torch.equal(one, two)
+
+
+def test_save_load_generate_gives_identical_output(tokenizer, tmp_path):
+    model = build_model(tiny_config(), tokenizer).eval()
+    images, view_mask = torch.randn(3, 2, 1, 64, 64), torch.ones(3, 2, dtype=torch.bool)
+    before = model.generate(images, view_mask)
+
+    save_model(model, tokenizer, tmp_path / "model")
+    loaded, loaded_tokenizer = load_model(tmp_path / "model")
+
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"
+    ]
+    assert torch.equal(loaded.generate(images, view_mask), before)
+    assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
+    assert loaded.config.transform_config == model.config.transform_config
+
+
+def test_model_folder_loads_with_transformers_automodel_offline_in_a_fresh_process(tokenizer, tmp_path):
+    save_model(build_model(tiny_config(), tokenizer), tokenizer, tmp_path / "model")
+    code = (
+        "import medvl.model, transformers, os;"
+        "assert os.environ['HF_HUB_OFFLINE'] == '1';"
+        f"m = transformers.AutoModel.from_pretrained(r'{tmp_path / 'model'}', local_files_only=True);"
+        "print(type(m).__name__, m.grid_shape)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["MedVLModel", "(4,", "4)"]
+
+
+def test_bad_configs_are_refused_with_the_key_named(tokenizer):
+    with pytest.raises(ConfigError, match="encoder.name: unknown network 'resnet11'"):
+        tiny_config(name="resnet11")
+    with pytest.raises(ConfigError, match="has 128 positions but needs 136: 64 visual tokens"):
+        build_model(
+            MedVLConfig(encoder={"name": "resnet10", "feature_stage": 2}, text_config=TINY_TEXT,
+                        preprocessing={"image_size": 64, "max_views": 1}, text={"max_length": 70}),
+            tokenizer,
+        )
+
+
+def test_missing_model_folder_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="not a medvl model folder: missing config.json"):
+        (tmp_path / "empty").mkdir()
+        load_model(tmp_path / "empty")

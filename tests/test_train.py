@@ -1,0 +1,87 @@
+"""The training loop: the loss falls, the best model is saved, --resume continues exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from medvl.cli import main
+from medvl.errors import ConfigError
+from medvl.model.loading import load_model
+from medvl.train.config import TrainConfig
+from medvl.train.loop import learning_rate_factor, train
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_run(tmp_path, **loop) -> dict:
+    return {
+        "output_dir": str(tmp_path / "run"),
+        "data": {
+            "manifest": str(tmp_path / "data" / "manifest.jsonl"),
+            "synthesize": {"n_studies": 40, "seed": 5, "image_size": 96, "views": ["frontal"]},
+            "max_val_studies": 4,
+        },
+        "model": {
+            "encoder": {"name": "resnet10", "widen_factor": 0.25, "token_grid": [2, 2]},
+            "text_config": {"model_type": "gpt2", "n_layer": 1, "n_embd": 48, "n_head": 2, "n_positions": 160},
+            "preprocessing": {"image_size": 64, "max_views": 1, "augment": {"enabled": False}},
+            "text": {"max_length": 120},
+        },
+        "tokenizer": {"min_frequency": 1},
+        "train": {"epochs": 6, "batch_size": 4, "learning_rate": 3e-3, "warmup_steps": 2, "log_every_steps": 1,
+                  "select_by": "loss", "checkpoint_every_steps": 5, **loop},
+    }
+
+
+def losses(run_dir) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_the_validation_loss_and_saves_a_loadable_best_model(tmp_path):
+    config = TrainConfig.from_dict(tiny_run(tmp_path))
+
+    best = train(config)
+
+    history = losses(tmp_path / "run")
+    assert len(history) == 6
+    assert history[-1] < 0.75 * history[0]
+    model, tokenizer = load_model(best)
+    assert model.config.text["max_length"] == 120 and len(tokenizer) > 20
+
+
+def test_resume_after_a_stop_continues_to_the_same_step_count(tmp_path):
+    values = tiny_run(tmp_path, epochs=2)
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(yaml.safe_dump({**values, "train": {**values["train"], "max_steps": 5}}))
+    assert main(["train", "--config", str(config_path)]) == 0  # stops after 5 of 16 steps
+    first = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert first[-1]["step"] == 5
+
+    config_path.write_text(yaml.safe_dump(values))
+    assert main(["train", "--config", str(config_path), "--resume"]) == 0
+
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 16  # 8 batches per epoch x 2 epochs, nothing trained twice
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.tmp"))
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="no checkpoint to resume from"):
+        train(TrainConfig.from_dict(tiny_run(tmp_path)), resume=True)
+
+
+def test_config_typos_are_refused_with_the_key_named(tmp_path):
+    values = tiny_run(tmp_path)
+    values["train"]["learning_rte"] = 1e-3
+    with pytest.raises(ConfigError, match="train: unknown key\\(s\\) learning_rte"):
+        TrainConfig.from_dict(values)
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    factors = [learning_rate_factor(step, 10, 100, 0.1) for step in range(101)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert factors[100] == pytest.approx(0.1)
