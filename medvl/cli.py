@@ -46,6 +46,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         normal_fraction=args.normal_fraction,
         views=tuple(args.views.split(",")),
         image_format=args.format,
+        splits=tuple(float(share) for share in args.splits.split(",")),
         **({"image_size": args.size} if args.size else {}),
     )
     print(f"wrote {args.n} phantom studies; manifest: {manifest}")
@@ -58,12 +59,27 @@ def _decoding_changes(args: argparse.Namespace) -> dict[str, int]:
     return {name: value for name, value in changes.items() if value is not None}
 
 
+REPORT_FORMATS = ("text", "json", "sr", "fhir")
+
+
+def _report_formats(value: str) -> list[str]:
+    """``--format``: a comma-separated list of :data:`REPORT_FORMATS` (``both``: text and JSON)."""
+    formats = [name.strip() for name in value.replace("both", "text,json").split(",") if name.strip()]
+    unknown = sorted(set(formats) - set(REPORT_FORMATS))
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown) or value!r}; choose from {', '.join(REPORT_FORMATS)}, both")
+    return formats
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    """Draft reports: print them, or write text/JSON (and attention overlays) to --out."""
+    """Draft reports: print them, or write text/JSON/SR/FHIR (and attention overlays) to --out."""
     from tqdm.auto import tqdm
 
     from medvl.report.drafting import Drafter
 
+    if args.out is None and ({"sr", "fhir"} & set(args.format)):
+        print("medvl: --format sr and fhir write files: give --out", file=sys.stderr)
+        return 2
     drafter = Drafter(args.model, decoding=_decoding_changes(args))
     explain = args.out is not None and args.overlay
     failures = 0
@@ -73,24 +89,32 @@ def _cmd_report(args: argparse.Namespace) -> int:
             print(f"medvl: skipped {result}", file=sys.stderr)
             failures += 1
         elif args.out is None:
-            print(result.to_json() if args.format == "json" else result.to_text())
+            print(result.to_json() if args.format == ["json"] else result.to_text())
         else:
-            print(f"{path}: " + ", ".join(map(str, _write_draft(result, study, args.out, args.format, explain))))
+            try:
+                written = _write_draft(result, study, path, args.out, args.format, explain)
+            except MedVLError as error:
+                print(f"medvl: skipped {error}", file=sys.stderr)
+                failures += 1
+                continue
+            print(f"{path}: " + ", ".join(map(str, written)))
     return 1 if failures else 0
 
 
-def _write_draft(draft: Draft, study: Study, out: Path, text_format: str, overlay: bool) -> list[Path]:
-    """Write a draft's text and/or JSON, and its attention overlay, into ``out``."""
+def _write_draft(draft: Draft, study: Study, study_input: object, out: Path, formats: list[str], overlay: bool) -> list[Path]:
+    """Write a draft in ``formats`` (text, JSON, DICOM SR, FHIR), and its attention overlay, into ``out``."""
     from medvl.explain.overlay import draft_overlay, save_png
     from medvl.files import atomic_write_text
+    from medvl.report.export import EXPORT_SUFFIXES, write_exports
 
     written = []
-    if text_format in ("text", "both"):
+    if "text" in formats:
         written.append(out / f"{draft.study}.txt")
         atomic_write_text(written[-1], draft.to_text())
-    if text_format in ("json", "both"):
+    if "json" in formats:
         written.append(out / f"{draft.study}.json")
         atomic_write_text(written[-1], draft.to_json())
+    written += write_exports(draft, study_input, out, [name for name in formats if name in EXPORT_SUFFIXES])
     if overlay:
         written.append(save_png(draft_overlay(draft, study), out / f"{draft.study}_attention.png"))
     return written
@@ -140,12 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--views", default="frontal,lateral", help="radiograph views, comma separated")
     synth.add_argument("--format", choices=("png", "dicom", "nifti"), default="png", help="image file format")
     synth.add_argument("--size", type=int, default=None, help="image size in pixels (default: the generator's)")
+    synth.add_argument("--splits", default="0.8,0.1,0.1", help="train,val,test shares (0,0,1: a held-out test set)")
     synth.set_defaults(run=_cmd_synth)
     report = commands.add_parser("report", help="draft radiology reports for studies")
     report.add_argument("paths", nargs="+", help="DICOM file or folder, NIfTI, PNG/JPEG, a study folder, or sample:<name>")
     report.add_argument("--model", default=None, help="model folder, or an embedded model: cxr (default), ct")
     report.add_argument("--out", type=Path, default=None, help="write drafts here instead of printing them")
-    report.add_argument("--format", choices=("text", "json", "both"), default="both", help="what to write (default both)")
+    report.add_argument(
+        "--format", type=_report_formats, default=["text", "json"],
+        help="what to write, comma separated: text, json, sr (DICOM SR, DICOM studies only), fhir "
+        "(FHIR R4 DiagnosticReport); both = text,json (the default)",
+    )
     report.add_argument("--no-overlay", dest="overlay", action="store_false", help="do not write attention overlays")
     report.add_argument("--batch-size", type=int, default=8)
     report.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")

@@ -7,6 +7,8 @@ import json
 import pytest
 import yaml
 
+from train_fixtures import tiny_run
+
 from medvl.cli import main
 from medvl.errors import ConfigError
 from medvl.model.loading import load_model
@@ -14,26 +16,6 @@ from medvl.train.config import TrainConfig
 from medvl.train.loop import learning_rate_factor, train
 
 pytestmark = pytest.mark.slow
-
-
-def tiny_run(tmp_path, **loop) -> dict:
-    return {
-        "output_dir": str(tmp_path / "run"),
-        "data": {
-            "manifest": str(tmp_path / "data" / "manifest.jsonl"),
-            "synthesize": {"n_studies": 40, "seed": 5, "image_size": 96, "views": ["frontal"]},
-            "max_val_studies": 4,
-        },
-        "model": {
-            "encoder": {"name": "resnet10", "widen_factor": 0.25, "token_grid": [2, 2]},
-            "text_config": {"model_type": "gpt2", "n_layer": 1, "n_embd": 48, "n_head": 2, "n_positions": 160},
-            "preprocessing": {"image_size": 64, "max_views": 1, "augment": {"enabled": False}},
-            "text": {"max_length": 120},
-        },
-        "tokenizer": {"min_frequency": 1},
-        "train": {"epochs": 6, "batch_size": 4, "learning_rate": 3e-3, "warmup_steps": 2, "log_every_steps": 1,
-                  "select_by": "loss", "checkpoint_every_steps": 5, **loop},
-    }
 
 
 def losses(run_dir) -> list[float]:

@@ -77,7 +77,11 @@ HEADER_WINDOW = "header"  # use the view's own DICOM window (VOI LUT) where it h
 INTENSITY_MODES = ("auto", "percentile", "window")
 MISSING_ROLE = "missing"
 LINEAR_MODE = {2: "bilinear", 3: "trilinear"}
-MASK_MODE = "nearest-exact"  # pixel-centre nearest neighbour (torch's "nearest" is shifted)
+# Masks are resized by area (each output pixel: the share of it the lesion covers) and any
+# coverage counts (see StackViewsd), so that a lesion of one pixel never vanishes on the way down:
+# a lost mask would teach the finding head that a finding it is told about is nowhere.
+MASK_MODE = "area"
+MASK_COVERAGE = 0.01  # a pixel belongs to a lesion when the lesion covers more than this share of it
 MASK_ARRAY_NAME = re.compile(r"view(\d+)_finding(\d+)")
 
 
@@ -471,7 +475,7 @@ class StackViewsd(MapTransform):
                 d["image"][slot] = convert_to_tensor(d.pop(key), track_meta=False)
                 d["view_mask"][slot] = True
         view_masks = {
-            slot: convert_to_tensor(d.pop(view_masks_key(slot)), track_meta=False) > 0.5
+            slot: convert_to_tensor(d.pop(view_masks_key(slot)), track_meta=False) > MASK_COVERAGE
             for slot in range(len(self.keys))
             if view_masks_key(slot) in d
         }
@@ -523,7 +527,7 @@ def random_transforms(config: TransformConfig) -> list[Transform]:
                     rotate_range=[math.radians(augment.rotate_degrees)] * (1 if dims == 2 else 3),
                     scale_range=[augment.scale] * dims,
                     translate_range=[augment.translate * size for size in config.image_size],
-                    mode=("bilinear", "nearest"),
+                    mode=("bilinear", "bilinear"),  # masks too: nearest sampling can skip a 1-pixel lesion
                     padding_mode="zeros",
                     allow_missing_keys=True,
                 )

@@ -10,7 +10,10 @@ In the spirit of the CheXpert and NegBio labelers, in three steps per sentence:
    forward to the end of the sentence or to a stop word ("but", "however", ";"), so a list after
    "No" is denied as a whole; backward cues reach back to the sentence start or the last stop
    word. Negation beats uncertainty; a mention in no scope is positive. Some phrases carry their
-   own status ("heart size is normal" denies cardiomegaly).
+   own status ("heart size is normal" denies cardiomegaly). Two positive mentions offered as
+   alternatives ("scarring or atelectasis") are both uncertain. In IU X-ray reports the
+   anonymiser replaced "likely" by ``XXXX``: an ``XXXX`` that opens a clause after a comma, or
+   that stands before "represents", "secondary to" and the like, is read as "likely".
 3. **Where.** The side, zone and size (mm or cm) nearest before a mention, else nearest after
    it, belong to it; they are read between its neighbouring mentions, within its clause ("but",
    ";"). A mention marked as a ``sign`` (an opacity) that a named diagnosis explains ("linear
@@ -64,8 +67,10 @@ class Cue:
 
     ``effect``: "negative" or "uncertain" (a scope), "stop" (ends every scope), "clause" (ends
     every scope and the clause where a mention's side, zone and size are read), "explains" (a
-    sign before it is explained by the diagnosis after it) or "ignore" (looks like a cue but is
-    none: "no change"). ``direction``: "forward", "backward" or "both".
+    sign before it is explained by the diagnosis after it), "alternative" (two positive mentions
+    it joins, with at most two words besides, are both uncertain: "scarring or atelectasis") or
+    "ignore" (looks like a cue but is none: "no change"). ``direction``: "forward", "backward"
+    or "both".
     """
 
     pattern: str
@@ -130,6 +135,8 @@ FINDING_PHRASES: tuple[Phrase, ...] = (
 # --- cues ----------------------------------------------------------------------------------------
 _SEEN = r"(?:seen|identified|present|visualized|visualised|evident|appreciated|demonstrated|noted|detected)"
 _EXCLUDED = r"(?:excluded|ruled out)"
+_ANONYMISED = r"x{4}"  # IU X-ray's placeholder for words the anonymiser removed
+_LINKING = r"(?:represent|reflect|relat|consistent|compatible|correspond|secondary|due)\w*"
 
 CUES: tuple[Cue, ...] = (
     Cue(r"no|not|without|neither|nor|absence of|free of|clear of|negative for", "negative"),
@@ -138,9 +145,11 @@ CUES: tuple[Cue, ...] = (
     Cue(rf"(?:(?:is|are|was|were) )?not {_SEEN}", "negative", "backward"),
     Cue(rf"no longer {_SEEN}|(?:(?:is|are|has|have) )?(?:been )?(?:resolved|removed|cleared)", "negative", "backward"),
     Cue(r"(?:is|are) absent", "negative", "backward"),
-    Cue(r"possible|possibly|probable|questionable|question of|suspect(?:ed)?|suspicious (?:for|of)", "uncertain"),
+    Cue(r"possible|possibly|probable|probably|questionable|question of|suspect(?:ed)?|suspicious (?:for|of)", "uncertain"),
     Cue(r"suspicion (?:for|of)|concerning for|worrisome for|equivocal|borderline|indeterminate", "uncertain"),
-    Cue(r"may|might|could|suggest(?:s|ed|ing|ive of)?|possibility of|consider(?:ed)?", "uncertain"),
+    Cue(r"may|might|could|suggest(?:s|ed|ing|ive of)?|suggestion of|possibility of|consider(?:ed)?", "uncertain"),
+    Cue(r"likely|presumed|presumably|favou?r(?:s|ed)?|apparent(?:ly)?", "uncertain"),
+    Cue(rf"most {_ANONYMISED}|(?<!costophrenic\s){_ANONYMISED}(?= {_LINKING})|(?<=,) ?{_ANONYMISED}", "uncertain"),  # IU: "likely"
     Cue(r"(?:cannot|can not|could not) (?:exclude|rule out)", "uncertain"),
     Cue(rf"(?:cannot|can not|could not) be {_EXCLUDED}", "uncertain", "backward"),
     Cue(rf"(?:(?:is|are) )?not (?:entirely |completely )?{_EXCLUDED}", "uncertain", "backward"),
@@ -150,8 +159,10 @@ CUES: tuple[Cue, ...] = (
     Cue(r"with the exception of", "clause"),
     Cue(rf"which|there (?:is|are)|(?:is|are) {_SEEN}", "stop"),
     Cue(r"consistent with|compatible with|in keeping with|representing|reflecting|characteristic of", "explains"),
-    Cue(r"no (?:significant |interval |appreciable )?(?:change|increase|decrease|worsening)", "ignore"),
+    Cue(r"and ?/ ?or|or", "alternative"),
+    Cue(r"no (?:significant |interval |appreciable )?(?:change|increase|decrease|worsening|progression)", "ignore"),
     Cue(r"without (?:significant |interval )?change|not significantly (?:changed|different)", "ignore"),
+    Cue(r"age indeterminate", "ignore"),  # an "age-indeterminate fracture" is a fracture
 )
 
 _ENDS_SCOPE = ("stop", "clause")
@@ -326,6 +337,7 @@ def _sentence_mentions(
     mentions = []
     clauses = [c for c in cues if c.item.effect == "clause"]
     places = [_longest_first(words, place_table) for place_table in (_SIDE_TABLE, _ZONE_TABLE, _SIZE_TABLE)]
+    statuses = _statuses(words, found, cues)
     for number, match in enumerate(found):
         phrase: Phrase = match.item
         side, zone, size = _location(places, match, *_reading_bounds(found, number, clauses, len(sentence)))
@@ -333,7 +345,7 @@ def _sentence_mentions(
         mentions.append(
             Mention(
                 kind=phrase.kind,
-                status=phrase.status or _status(match, cues, len(sentence)),
+                status=statuses[number],
                 side=_normalised_side(side.item if side else None, spec, phrase.device),
                 zone=zone.item if zone and (spec is None or spec.zoned) else None,
                 size_mm=_millimetres(words[size.start : size.end]) if size and (spec is None or spec.size_mm) else None,
@@ -365,6 +377,29 @@ def _drop_explained_signs(found: list[_Match], cues: list[_Match]) -> list[_Matc
         clause_start = max((c.end for c in cues if c.item.effect in _ENDS_SCOPE and c.end <= cue.start), default=0)
         dropped |= {m for m in found if m.item.sign and clause_start <= m.start and m.end <= cue.start}
     return [m for m in found if m not in dropped]
+
+
+def _statuses(words: str, found: list[_Match], cues: list[_Match]) -> list[str]:
+    """The status of each mention: its phrase's own, else its cues'; positive alternatives uncertain."""
+    statuses = [match.item.status or _status(match, cues, len(words)) for match in found]
+    for number in range(len(found) - 1):
+        first, second = found[number], found[number + 1]
+        free = not (first.item.status or second.item.status)
+        if free and statuses[number] == statuses[number + 1] == POSITIVE and _alternatives(words, first, second, cues):
+            statuses[number] = statuses[number + 1] = UNCERTAIN
+    return statuses
+
+
+_MODIFIERS_BETWEEN_ALTERNATIVES = 2
+
+
+def _alternatives(words: str, first: _Match, second: _Match, cues: list[_Match]) -> bool:
+    """Whether an "alternative" cue ("or") and at most two other words are all that separate two mentions."""
+    for cue in cues:
+        if cue.item.effect == "alternative" and first.end <= cue.start and cue.end <= second.start:
+            between = words[first.end : cue.start] + " " + words[cue.end : second.start]
+            return len(re.findall(r"\S+", between)) <= _MODIFIERS_BETWEEN_ALTERNATIVES and not re.search(r"[^\w\s]", between)
+    return False
 
 
 def _status(mention: _Match, cues: list[_Match], sentence_end: int) -> str:

@@ -5,7 +5,11 @@ Scores written to ``<out>/eval.json`` (and printed):
 * ``findings``: the finding accuracy of :func:`medvl.evaluate.findings.finding_accuracy` when the
   manifest lists findings (phantoms): overall, abnormal, normal and per kind;
 * ``nlg``: BLEU-1..4, ROUGE-L and CIDEr (METEOR on request) of the drafts against the reference
-  reports, both cleaned by the model's own cleaning, over the sections the model writes.
+  reports, both cleaned by the model's own cleaning, over the sections the model writes;
+* ``clinical``: clinical precision / recall / F1 (micro and macro over the 14 CheXpert
+  observations) of the same texts, from :func:`medvl.evaluate.clinical.clinical_metrics`.
+
+``<out>/eval.md`` holds the same scores as a Markdown table (:mod:`medvl.evaluate.tables`).
 
 ``<out>/drafts.jsonl`` holds one line per study (id, draft, reference, finding verdict) for error
 analysis; studies that could not be drafted are listed in ``eval.json`` under ``failed``.
@@ -22,8 +26,10 @@ from tqdm.auto import tqdm
 
 from medvl.data.manifest import read_manifest
 from medvl.errors import ManifestError, MedVLError
+from medvl.evaluate.clinical import clinical_metrics
 from medvl.evaluate.findings import finding_accuracy
 from medvl.evaluate.nlg import nlg_metrics
+from medvl.evaluate.tables import scores_table
 from medvl.files import atomic_write_text
 from medvl.model.decoding import DecodingConfig
 from medvl.report.drafting import Drafter
@@ -53,8 +59,12 @@ def evaluate(
     batch_size: int = 16,
     limit: int | None = None,
     progress: bool = False,
+    uncertain_as: str = "negative",
 ) -> dict[str, Any]:
-    """Draft the ``split`` studies of the manifest in ``data`` and write the scores to ``out``."""
+    """Draft the ``split`` studies of the manifest in ``data`` and write the scores to ``out``.
+
+    ``uncertain_as`` ("negative" or "positive"): how the clinical metrics count uncertain labels.
+    """
     rows = [row for row in read_manifest(manifest_path(data)) if row.split == split][:limit]
     if not rows:
         raise ManifestError(f"no studies in split {split!r}", manifest_path(data))
@@ -78,6 +88,7 @@ def evaluate(
         "n_drafted": len(drafts),
         "decoding": drafter.decoding.to_dict(),
         "nlg": nlg_metrics(references, drafts, metrics=metrics) if drafts else {},
+        "clinical": clinical_metrics(references, drafts, uncertain_as=uncertain_as) if drafts else {},
         "failed": failed,
     }
     verdicts: dict[str, Any] = {}
@@ -110,12 +121,29 @@ def _write(
     ]
     atomic_write_text(out / "drafts.jsonl", "\n".join(lines) + "\n")
     atomic_write_text(out / "eval.json", json.dumps(scores, indent=2) + "\n")
+    atomic_write_text(out / "eval.md", _markdown(scores))
+
+
+def _markdown(scores: dict[str, Any]) -> str:
+    """``eval.md``: what was scored, and the scores as one row of a Markdown table."""
+    model = f"{scores['model']['name']} {scores['model']['version']}"
+    note = ""
+    if scores.get("clinical"):
+        counted = scores["clinical"]["uncertain_as"]
+        note = f"\nClinical metrics: the 14 CheXpert observations, uncertain labels counted as {counted}.\n"
+    return f"# {_what(scores)}\n\n" + scores_table({model: scores}) + note
+
+
+def _what(scores: dict[str, Any]) -> str:
+    return (
+        f"model {scores['model']['name']} {scores['model']['version']}, split {scores['split']}: "
+        f"{scores['n_drafted']}/{scores['n_studies']} studies drafted"
+    )
 
 
 def summary_lines(scores: dict[str, Any]) -> list[str]:
     """A short human-readable summary of :func:`evaluate`'s scores."""
-    lines = [f"model {scores['model']['name']} {scores['model']['version']}, split {scores['split']}: "
-             f"{scores['n_drafted']}/{scores['n_studies']} studies drafted"]
+    lines = [_what(scores)]
     findings = scores.get("findings")
     if findings:
         lines.append(
@@ -126,6 +154,12 @@ def summary_lines(scores: dict[str, Any]) -> list[str]:
             lines.append(f"  {kind:<22} {_fraction(values)}")
     if scores["nlg"]:
         lines.append("  ".join(f"{name} {value:.4f}" for name, value in scores["nlg"].items()))
+    if scores.get("clinical"):
+        micro, macro = scores["clinical"]["micro"], scores["clinical"]["macro"]
+        lines.append(
+            f"clinical F1 micro {micro['f1']:.4f} (P {micro['precision']:.4f}, R {micro['recall']:.4f}), "
+            f"macro {macro['f1']:.4f} over {macro['n_observations']} observations"
+        )
     return lines
 
 

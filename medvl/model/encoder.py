@@ -39,7 +39,8 @@ class EncoderConfig:
     feature_stage: int = 3  # 1..4: the stage whose output is the token grid
     widen_factor: float = 1.0  # ResNet only: channel multiplier
     conv1_stride: int = 2  # ResNet only: stride of the 7x7 stem convolution
-    token_grid: tuple[int, ...] | None = None  # average-pool the feature map to this grid (None: keep)
+    token_grid: tuple[int, ...] | None = None  # pool the feature map to this grid (None: keep)
+    token_pool: str = "avg"  # "avg" or "max": how cells are pooled to token_grid ("max" keeps small bright lesions)
 
     def __post_init__(self) -> None:
         if self.name not in resnet_params and self.name not in DENSENET_BLOCKS:
@@ -49,6 +50,8 @@ class EncoderConfig:
             raise ConfigError(f"encoder.spatial_dims: expected 2 or 3, got {self.spatial_dims!r}")
         if self.feature_stage not in (1, 2, 3, 4):
             raise ConfigError(f"encoder.feature_stage: expected 1 to 4, got {self.feature_stage!r}")
+        if self.token_pool not in ("avg", "max"):
+            raise ConfigError(f"encoder.token_pool: expected 'avg' or 'max', got {self.token_pool!r}")
         if self.token_grid is not None:
             grid = tuple(int(g) for g in self.token_grid)
             if len(grid) != self.spatial_dims or min(grid) < 1:
@@ -81,7 +84,9 @@ class VisualEncoder(nn.Module):
         if config.token_grid is None:
             self.pool: nn.Module = nn.Identity()
         else:
-            pool = nn.AdaptiveAvgPool2d if config.spatial_dims == 2 else nn.AdaptiveAvgPool3d
+            pools = {("avg", 2): nn.AdaptiveAvgPool2d, ("avg", 3): nn.AdaptiveAvgPool3d,
+                     ("max", 2): nn.AdaptiveMaxPool2d, ("max", 3): nn.AdaptiveMaxPool3d}
+            pool = pools[config.token_pool, config.spatial_dims]
             self.pool = pool(config.token_grid)
         self.out_channels = self._probe_channels()
 

@@ -17,9 +17,10 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 
 from medvl.errors import MedVLError, ModelError
 from medvl.files import atomic_directory
+from medvl.model.adapters import ADAPTER_FOLDER, has_lora, merged_copy, save_adapter
 from medvl.model.config import MedVLConfig
 from medvl.model.modeling import MedVLModel
-from medvl.text import load_tokenizer
+from medvl.text import load_pretrained_tokenizer, load_tokenizer
 
 EMBEDDED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = "cxr"
@@ -48,20 +49,25 @@ def build_model(config: MedVLConfig, tokenizer: PreTrainedTokenizerFast) -> MedV
 def build_model_with_language_model(
     config: MedVLConfig, language_model_dir: str | Path
 ) -> tuple[MedVLModel, PreTrainedTokenizerFast]:
-    """A model whose decoder is a pretrained causal LM (and tokenizer) from a local folder."""
+    """A model whose decoder is a pretrained causal LM (and its tokenizer) from a local folder.
+
+    The section tags are added to the tokenizer, and the embedding table grows to match.
+    Attention is eager, so that drafts can be explained (sdpa returns no attention weights).
+    """
     folder = Path(language_model_dir)
     if not (folder / "config.json").is_file():
         raise ModelError("not a Hugging Face model folder (no config.json)", folder)
     try:
-        language_model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+        language_model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, attn_implementation="eager"
+        )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load the language model: {exc}", folder) from exc
-    tokenizer = load_tokenizer(folder)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.bos_token is None:
-        tokenizer.bos_token = tokenizer.eos_token
+    tokenizer = load_pretrained_tokenizer(folder)
+    if len(tokenizer) > language_model.get_input_embeddings().num_embeddings:
+        language_model.resize_token_embeddings(len(tokenizer))
     config.text_config = language_model.config
+    config.text = {**config.text, "tokenizer": "pretrained"}
     for name, value in special_token_ids(tokenizer).items():
         if name != "vocab_size":
             setattr(config.text_config, name, value)
@@ -69,8 +75,15 @@ def build_model_with_language_model(
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> Path:
-    """Write the model and its tokenizer to ``directory`` atomically (replacing it whole)."""
+    """Write the model and its tokenizer to ``directory`` atomically (replacing it whole).
+
+    A model with LoRA adapters is written merged (a standalone model) with the adapter alone in
+    ``adapter/`` (see :mod:`medvl.model.adapters`).
+    """
     with atomic_directory(directory) as tmp:
+        if has_lora(model):
+            save_adapter(model, Path(tmp) / ADAPTER_FOLDER)
+            model = merged_copy(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return Path(directory)
@@ -107,7 +120,8 @@ def load_model(directory: str | Path | None = None, **kwargs: Any) -> tuple[MedV
         raise
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot load the model: {exc}", folder) from exc
-    return model.eval(), load_tokenizer(folder)
+    pretrained_tokenizer = model.config.text.get("tokenizer") == "pretrained"
+    return model.eval(), (load_pretrained_tokenizer if pretrained_tokenizer else load_tokenizer)(folder)
 
 
 def model_version(directory: str | Path | None = None) -> str:

@@ -2,7 +2,8 @@
 
 LLaVA-style prefix fusion. Each view's feature map is flattened into one token per grid cell,
 projected into the language model's embedding space, and given a learned position (grid cell)
-and view embedding. The tokens of all views form a prefix; the report follows it:
+and view embedding (the cell embedding starts from fixed sines of the cell's coordinates).
+The tokens of all views form a prefix; the report follows it:
 
     [view 0 tokens][view 1 tokens][BOS] t1 t2 ... tn [EOS]
 
@@ -45,6 +46,25 @@ class MedVLOutput(ModelOutput):
     finding_logits: torch.Tensor | None = None
 
 
+def grid_position_embedding(grid_shape: tuple[int, ...], width: int) -> torch.Tensor:
+    """Fixed sine-cosine embedding of each grid cell's coordinates, ``(cells, width)`` (as in MAE).
+
+    Used to initialise the (learned) cell embedding. A CNN feature says *what* is in a cell, not
+    *where* the cell is; left and right lungs look alike, so the side of a finding must come from
+    the position. Unit-scale sines make the position as loud as the content from the first step,
+    where a small random initialisation left side errors as the commonest mistake.
+    """
+    per_axis = (width // len(grid_shape)) // 2 * 2
+    frequencies = 1.0 / (100.0 ** (torch.arange(per_axis // 2, dtype=torch.float32) / max(per_axis // 2, 1)))
+    axes = torch.meshgrid(*(torch.arange(size, dtype=torch.float32) for size in grid_shape), indexing="ij")
+    parts = []
+    for coordinate in axes:
+        angles = coordinate.reshape(-1, 1) * frequencies
+        parts += [torch.sin(angles), torch.cos(angles)]
+    embedding = torch.cat(parts, dim=1)
+    return F.pad(embedding, (0, width - embedding.shape[1]))
+
+
 class VisualProjector(nn.Module):
     """Two-layer MLP from encoder channels to the language model's width (as in LLaVA 1.5)."""
 
@@ -71,11 +91,13 @@ class MedVLModel(PreTrainedModel):
         self.grid_shape = self.encoder.grid_shape(config.transform_config.image_size)
         width = config.text_config.hidden_size
         self.projector = VisualProjector(self.encoder.out_channels, config.projector_hidden or width, width)
-        self.cell_embedding = nn.Parameter(torch.randn(math.prod(self.grid_shape), width) * 0.02)
+        self.cell_embedding = nn.Parameter(grid_position_embedding(self.grid_shape, width))
         self.view_embedding = nn.Parameter(torch.randn(config.max_views, width) * 0.02)
         self.missing_view_embedding = nn.Parameter(torch.zeros(width))
         self.finding_head = nn.Linear(width, len(config.finding_labels)) if config.finding_labels else None
+        self.finding_feedback = nn.Linear(len(config.finding_labels), width) if config.finding_feedback else None
         self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
+        self.frozen_parts: list[str] = []  # kept in evaluation mode (see medvl.model.adapters.freeze)
         self._check_sequence_fits()
         self.post_init()
 
@@ -100,6 +122,13 @@ class MedVLModel(PreTrainedModel):
         small model then learns to write the commonest report whatever the image.
         """
 
+    def train(self, mode: bool = True) -> MedVLModel:
+        """Set training mode, except for frozen parts: their batch-norm statistics stay as trained."""
+        super().train(mode)
+        for part in self.frozen_parts:
+            getattr(self, part).eval()
+        return self
+
     @property
     def tokens_per_view(self) -> int:
         """Visual tokens per view (cells of the encoder's grid)."""
@@ -115,6 +144,20 @@ class MedVLModel(PreTrainedModel):
 
     def visual_tokens(self, images: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
         """``(batch, views * cells, width)`` prefix embeddings for ``images``."""
+        return self.encode(images, view_mask)[0]
+
+    def encode(self, images: torch.Tensor, view_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The visual prefix and, with a finding head, each token's finding logits
+        ``(batch, views * cells, labels)`` (fed back into the prefix with ``finding_feedback``)."""
+        tokens = self._image_tokens(images, view_mask)
+        if self.finding_head is None:
+            return tokens, None
+        token_logits = self.finding_head(tokens)
+        if self.finding_feedback is not None:
+            tokens = tokens + self.finding_feedback(torch.sigmoid(token_logits))
+        return tokens, token_logits
+
+    def _image_tokens(self, images: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
         batch, views = images.shape[:2]
         features = self.encoder(images.flatten(0, 1))  # (batch * views, channels, *grid)
         tokens = self.projector(features.flatten(2).transpose(1, 2)) + self.cell_embedding
@@ -146,7 +189,7 @@ class MedVLModel(PreTrainedModel):
         auxiliary loss: binary cross-entropy of every token's labels, and of the study's labels
         against the maximum over its tokens.
         """
-        visual = self.visual_tokens(images, view_mask)
+        visual, token_logits = self.encode(images, view_mask)
         text = self.get_input_embeddings()(input_ids)
         batch, n_visual = visual.shape[:2]
         prefix_mask = torch.ones(batch, n_visual, dtype=torch.long, device=visual.device)
@@ -162,8 +205,7 @@ class MedVLModel(PreTrainedModel):
             output_attentions=output_attentions,
         )
         finding_logits, finding_loss = None, None
-        if self.finding_head is not None:
-            token_logits = self.finding_head(visual)  # (batch, visual tokens, labels)
+        if token_logits is not None:
             finding_logits = token_logits.amax(dim=1)
             if finding_targets is not None:
                 finding_loss = self._finding_loss(token_logits, finding_logits, finding_targets, token_targets, token_known)

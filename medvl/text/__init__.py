@@ -5,10 +5,17 @@
 * :func:`split_sections` - raw report -> ``{"findings": ..., "impression": ...}``;
   :func:`sections_to_target` / :func:`target_to_sections` - the tagged target
   ``"[findings] ... [impression] ..."`` and back;
-* :func:`train_tokenizer` / :func:`load_tokenizer` - ``PreTrainedTokenizerFast`` for targets.
+* :func:`train_tokenizer` / :func:`load_tokenizer` - ``PreTrainedTokenizerFast`` for targets;
+  :func:`load_pretrained_tokenizer` - a pretrained language model's tokenizer, with the tags added.
 """
 
-from medvl.text.cleaning import CLEANING_STYLES, CleaningConfig, clean_report, split_sentences, to_display
+from medvl.text.cleaning import (
+    CLEANING_STYLES,
+    CleaningConfig,
+    clean_report,
+    split_sentences,
+    to_display,
+)
 from medvl.text.sections import (
     HEADER_ALIASES,
     PREAMBLE,
@@ -20,7 +27,13 @@ from medvl.text.sections import (
     split_sections,
     target_to_sections,
 )
-from medvl.text.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS, load_tokenizer, train_tokenizer
+from medvl.text.tokenizer import (
+    SPECIAL_TOKENS,
+    TOKENIZER_KINDS,
+    load_pretrained_tokenizer,
+    load_tokenizer,
+    train_tokenizer,
+)
 
 __all__ = [
     "CLEANING_STYLES",
@@ -34,6 +47,7 @@ __all__ = [
     "CleaningConfig",
     "clean_report",
     "clean_sections",
+    "load_pretrained_tokenizer",
     "load_tokenizer",
     "sections_to_target",
     "split_sections",

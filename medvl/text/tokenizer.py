@@ -108,5 +108,26 @@ def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+def load_pretrained_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
+    """A pretrained language model's own (fast) tokenizer, made ready for medvl targets.
+
+    The section tags are added as ordinary tokens when missing (the model's embedding table must
+    then grow: see :func:`medvl.model.loading.build_model_with_language_model`), and a tokenizer
+    without padding or BOS token uses its EOS token for them, as GPT-2 style models expect.
+    """
+    path = Path(directory)
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # OSError for a missing file, plain Exception from tokenizers
+        raise ModelError(f"cannot read the language model's tokenizer: {exc}", path=path) from exc
+    if tokenizer.eos_token is None:
+        raise ModelError("the language model's tokenizer has no end-of-sequence token", path=path)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    tokenizer.bos_token = tokenizer.bos_token or tokenizer.eos_token
+    missing = [tag for tag in SECTION_TAGS.values() if tag not in tokenizer.get_vocab()]
+    tokenizer.add_tokens([AddedToken(tag, single_word=True, normalized=False, special=False) for tag in missing])
+    return tokenizer
+
+
 def _without_tags(text: str) -> str:
     return " ".join(token for token in text.split() if token not in _TAGS)

@@ -61,7 +61,11 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.synthesize, Mapping):
-            object.__setattr__(self, "synthesize", _from_mapping(SynthesisConfig, self.synthesize, "data.synthesize"))
+            object.__setattr__(
+                self,
+                "synthesize",
+                _from_mapping(SynthesisConfig, self.synthesize, "data.synthesize"),
+            )
 
 
 @dataclass(frozen=True)
@@ -96,15 +100,64 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ConfigError(f"train.mixed_precision: expected one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}")
+            raise ConfigError(
+                f"train.mixed_precision: expected one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}"
+            )
         if self.select_by not in SELECT_BY:
             raise ConfigError(f"train.select_by: expected one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
-        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "checkpoint_every_steps", "log_every_steps"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "checkpoint_every_steps",
+            "log_every_steps",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"train.{name}: expected a positive integer, got {value!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"train.learning_rate: expected a positive number, got {self.learning_rate!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Start from a trained model and train only part of it.
+
+    ``init_from``: a medvl model folder or embedded model name (``cxr``) to start from, instead
+    of a model built from the ``model`` section (which may then only change ``model_name``,
+    ``decoding`` and ``finding_loss_weight``). ``freeze``: parts kept as they are (``encoder``,
+    ``projector``, ``language_model``). ``lora``: :class:`medvl.model.adapters.LoraSettings`
+    fields, to train low-rank adapters on the language model instead of its weights.
+    ``extend_vocabulary``: with ``init_from``, add the words of the new training reports seen at
+    least ``tokenizer.min_frequency`` times that the model's vocabulary lacks (their embeddings
+    start as the mean of the existing ones), so a site's terms are not all ``[UNK]``.
+    """
+
+    init_from: str | None = None
+    extend_vocabulary: bool = False
+    freeze: tuple[str, ...] = ()
+    lora: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        from medvl.model.adapters import FREEZABLE_PARTS, LoraSettings
+
+        object.__setattr__(self, "freeze", tuple(self.freeze))
+        unknown = sorted(set(self.freeze) - set(FREEZABLE_PARTS))
+        if unknown:
+            raise ConfigError(
+                f"finetune.freeze: unknown part(s) {', '.join(unknown)}; known: {', '.join(FREEZABLE_PARTS)}"
+            )
+        if self.lora is not None:
+            _from_mapping(LoraSettings, self.lora, "finetune.lora")
+
+    @property
+    def lora_settings(self) -> Any:
+        from medvl.model.adapters import LoraSettings
+
+        return None if self.lora is None else _from_mapping(LoraSettings, self.lora, "finetune.lora")
+
+
+INIT_FROM_OVERRIDES = ("model_name", "decoding", "finding_loss_weight")
 
 
 @dataclass(frozen=True)
@@ -116,12 +169,28 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # MedVLConfig arguments, plus language_model_dir
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def __post_init__(self) -> None:
+        if self.finetune.init_from is not None:
+            refused = sorted(set(self.model) - set(INIT_FROM_OVERRIDES))
+            if refused:
+                raise ConfigError(
+                    f"model: {', '.join(refused)} cannot change a model loaded with finetune.init_from; "
+                    f"only {', '.join(INIT_FROM_OVERRIDES)} can"
+                )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         """Build from the YAML mapping, checking every section."""
         values = dict(values)
-        for key, kind in (("data", DataConfig), ("tokenizer", TokenizerConfig), ("train", LoopConfig)):
+        sections = (
+            ("data", DataConfig),
+            ("tokenizer", TokenizerConfig),
+            ("train", LoopConfig),
+            ("finetune", FinetuneConfig),
+        )
+        for key, kind in sections:
             if key in values:
                 values[key] = _from_mapping(kind, values[key], key)
         if "data" not in values or "output_dir" not in values:

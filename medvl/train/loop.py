@@ -15,17 +15,24 @@ Output directory::
     <output_dir>/checkpoints/last/  the latest training state (for --resume)
     <output_dir>/best/              the best model so far: load it with medvl.model.load_model
     <output_dir>/metrics.jsonl      one line per validation
+    <output_dir>/summary.json       steps, time, processes and the weights' checksum on each
     <output_dir>/logs/              TensorBoard logs
+
+Several processes (``accelerate launch --num_processes N -m medvl train ...`` or
+``torchrun --nproc_per_node N -m medvl train ...``) train one model with data parallelism; at
+the end every process's weights are checksummed and compared, and a disagreement is an error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,19 +40,31 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    ProjectConfiguration,
+    gather_object,
+    set_seed,
+)
+from tokenizers import AddedToken
 from torch.utils.data import DataLoader
-from transformers import PreTrainedTokenizerFast
 from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerFast
 
 from medvl.data.dataset import StudyDataset
 from medvl.data.manifest import ManifestRow, read_manifest
 from medvl.errors import ConfigError
 from medvl.files import atomic_directory, atomic_write_text
 from medvl.findings import finding_label
+from medvl.model.adapters import add_lora, freeze
 from medvl.model.config import MedVLConfig
 from medvl.model.decoding import DecodingConfig
-from medvl.model.loading import build_model, build_model_with_language_model, save_model
+from medvl.model.loading import (
+    build_model,
+    build_model_with_language_model,
+    load_model,
+    save_model,
+)
 from medvl.model.modeling import MedVLModel
 from medvl.report.generation import generate_targets
 from medvl.text import load_tokenizer, target_to_sections, train_tokenizer
@@ -108,15 +127,26 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         val_rows = [row for row in rows if row.split == config.data.val_split][: config.data.max_val_studies]
         val_set = StudyDataset(val_rows, transforms, None, train=False, cache_dir=cache)
     train_loader = DataLoader(
-        train_set, batch_size=loop.batch_size, shuffle=True, collate_fn=collator, num_workers=loop.num_workers, drop_last=True
+        train_set,
+        batch_size=loop.batch_size,
+        shuffle=True,
+        collate_fn=collator,
+        num_workers=loop.num_workers,
+        drop_last=True,
     )
-    val_loader = DataLoader(val_set, batch_size=loop.batch_size, collate_fn=collator, num_workers=loop.num_workers)
+    val_loader = DataLoader(
+        val_set,
+        batch_size=loop.batch_size,
+        collate_fn=collator,
+        num_workers=loop.num_workers,
+    )
 
     optimizer = torch.optim.AdamW(_parameter_groups(model, loop.weight_decay), lr=loop.learning_rate)
     steps_per_epoch = math.ceil(len(train_loader) / loop.gradient_accumulation_steps)
     total_steps = loop.max_steps or loop.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(step, loop.warmup_steps, total_steps, loop.min_lr_ratio)
+        optimizer,
+        lambda step: learning_rate_factor(step, loop.warmup_steps, total_steps, loop.min_lr_ratio),
     )
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, val_loader, scheduler
@@ -125,7 +155,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     accelerator.register_for_checkpointing(state)
     if resume:
         accelerator.load_state(str(checkpoint))
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, state.step, state.epoch, state.batches_done)
+        logger.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            checkpoint,
+            state.step,
+            state.epoch,
+            state.batches_done,
+        )
     elif accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -133,11 +169,18 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     started = time.monotonic() - state.seconds
     eval_decoding = DecodingConfig.from_dict(loop.eval_decoding)
-    progress = tqdm(total=total_steps, initial=state.step, disable=not accelerator.is_local_main_process, desc="train")
+    progress = tqdm(
+        total=total_steps,
+        initial=state.step,
+        disable=not accelerator.is_local_main_process,
+        desc="train",
+    )
     stop = False
     while state.epoch < loop.epochs and not stop:
         train_loader.set_epoch(state.epoch)
-        batches = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
+        batches = (
+            accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
+        )
         model.train()
         for batch in batches:
             with accelerator.accumulate(model):
@@ -154,7 +197,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             state.step += 1
             progress.update(1)
             if state.step % loop.log_every_steps == 0:
-                values = {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}
+                values = {
+                    "train/loss": loss.item(),
+                    "train/lr": scheduler.get_last_lr()[0],
+                }
                 accelerator.log(values, step=state.step)
                 progress.set_postfix(loss=f"{values['train/loss']:.3f}", epoch=state.epoch)
             out_of_time = loop.max_minutes is not None and time.monotonic() - started > 60 * loop.max_minutes
@@ -167,19 +213,40 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             state.epoch += 1
             state.batches_done = 0
         metrics = _validate(model, tokenizer, val_loader, accelerator, eval_decoding, config)
-        metrics.update(step=state.step, epoch=state.epoch, minutes=round((time.monotonic() - started) / 60, 2))
-        accelerator.log({f"val/{key}": value for key, value in metrics.items() if isinstance(value, float)}, step=state.step)
+        metrics.update(
+            step=state.step,
+            epoch=state.epoch,
+            minutes=round((time.monotonic() - started) / 60, 2),
+        )
+        accelerator.log(
+            {f"val/{key}": value for key, value in metrics.items() if isinstance(value, float)},
+            step=state.step,
+        )
         score = metrics["finding_accuracy"] if loop.select_by == "finding_accuracy" else -metrics["loss"]
         if accelerator.is_main_process:
             _append_metrics(output / "metrics.jsonl", metrics)
             if score > state.best_score:
                 save_model(accelerator.unwrap_model(model), tokenizer, output / "best")
-        if score > state.best_score:
-            state.best_score = score
+        state.best_score = max(state.best_score, score)
         _checkpoint(accelerator, state, started, checkpoint)
-        progress.write(f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+        progress.write(
+            f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+        )
     progress.close()
+    checksums = _weight_checksums(accelerator, model)
+    if accelerator.is_main_process:
+        summary = {
+            "steps": state.step,
+            "epochs": state.epoch,
+            "minutes": round((time.monotonic() - started) / 60, 2),
+            "processes": accelerator.num_processes,
+            "best_score": state.best_score,
+            "weight_checksums": checksums,
+        }
+        atomic_write_text(output / "summary.json", json.dumps(summary, indent=2) + "\n")
     accelerator.end_training()
+    if len(set(checksums)) > 1:
+        raise RuntimeError(f"the {len(checksums)} training processes ended with different weights: {checksums}")
     return output / "best"
 
 
@@ -206,7 +273,61 @@ def _training_rows(config: TrainConfig) -> list[ManifestRow]:
 
 
 def _model_and_tokenizer(
-    config: TrainConfig, rows: list[ManifestRow], output: Path, accelerator: Accelerator, resume: bool
+    config: TrainConfig,
+    rows: list[ManifestRow],
+    output: Path,
+    accelerator: Accelerator,
+    resume: bool,
+) -> tuple[MedVLModel, PreTrainedTokenizerFast]:
+    """The model to train and its tokenizer (a trained model to fine-tune, or a new one), with
+    the configured parts frozen and LoRA adapters added."""
+    finetune = config.finetune
+    if finetune.init_from is not None:
+        model, tokenizer = _trained_model(finetune.init_from, config.model)
+        if finetune.extend_vocabulary:
+            training = [row for row in rows if row.split == config.data.train_split]
+            targets = [model.config.report_target(row.report) for row in training]
+            added = extend_vocabulary(model, tokenizer, targets, config.tokenizer.min_frequency)
+            logger.info("added %d words to the vocabulary", added)
+    else:
+        model, tokenizer = _new_model(config, rows, output, accelerator, resume)
+    freeze(model, finetune.freeze)
+    if finetune.lora is not None:
+        add_lora(model, finetune.lora_settings)
+    return model, tokenizer
+
+
+def _trained_model(init_from: str, changes: dict[str, Any]) -> tuple[MedVLModel, PreTrainedTokenizerFast]:
+    """A saved model to fine-tune, with the few config values a fine-tuning may change."""
+    model, tokenizer = load_model(init_from)
+    for key, value in changes.items():
+        if key == "decoding":
+            value = DecodingConfig.from_dict({**model.config.decoding, **value}).to_dict()
+        setattr(model.config, key, value)
+    return model.train(), tokenizer
+
+
+def extend_vocabulary(
+    model: MedVLModel, tokenizer: PreTrainedTokenizerFast, targets: list[str], min_frequency: int
+) -> int:
+    """Add the words of ``targets`` seen ``min_frequency`` times that ``tokenizer`` lacks; new
+    embedding rows start at the mean of the old ones. Returns how many words were added."""
+    counts = Counter(word for target in targets for word in target.split())
+    vocabulary = tokenizer.get_vocab()
+    new_words = sorted(word for word, count in counts.items() if count >= min_frequency and word not in vocabulary)
+    if new_words:
+        tokenizer.add_tokens([AddedToken(word, single_word=True, normalized=False) for word in new_words])
+        model.language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        model.config.text_config.vocab_size = len(tokenizer)
+    return len(new_words)
+
+
+def _new_model(
+    config: TrainConfig,
+    rows: list[ManifestRow],
+    output: Path,
+    accelerator: Accelerator,
+    resume: bool,
 ) -> tuple[MedVLModel, PreTrainedTokenizerFast]:
     """A fresh model and its tokenizer: a pretrained local language model with its own
     tokenizer, or a language model built from config with a vocabulary learned here."""
@@ -237,7 +358,10 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[
     """Weight decay for matrices and convolution kernels, none for biases, norms, embeddings' rows."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     return [
-        {"params": [p for p in parameters if p.dim() >= 2], "weight_decay": weight_decay},
+        {
+            "params": [p for p in parameters if p.dim() >= 2],
+            "weight_decay": weight_decay,
+        },
         {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0},
     ]
 
@@ -303,6 +427,15 @@ def _checkpoint(accelerator: Accelerator, state: LoopState, started: float, fold
         os.replace(tmp, folder)
         shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def _weight_checksums(accelerator: Accelerator, model: torch.nn.Module) -> list[str]:
+    """The SHA-256 of every process's trained weights (one entry per process, same order)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(accelerator.unwrap_model(model).state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return list(gather_object([digest.hexdigest()[:16]]))
 
 
 def _append_metrics(path: Path, metrics: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Why a sentence was written: attention maps, Grad-CAM, occlusion, and overlays."""

@@ -1,0 +1,1 @@
+"""Drafts: generation, the Draft object, drafting in batches, and exports (text, JSON, DICOM SR, FHIR)."""

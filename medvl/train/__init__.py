@@ -1,0 +1,1 @@
+"""Training: the YAML config, batching and the accelerate loop (`medvl train`)."""

@@ -1,0 +1,75 @@
+"""Text baselines: what each writes, and their scores on the real IU X-ray test reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medvl.evaluate.baselines import (
+    TrigramModel,
+    baseline_table,
+    commonest_report,
+    label_retrieval,
+    main,
+    normal_template,
+)
+
+TRAIN = [
+    "the heart is normal . the lungs are clear .",
+    "the heart is normal . the lungs are clear .",
+    "the heart is normal . no pleural effusion . the lungs are clear .",
+    "mild cardiomegaly . the lungs are clear .",
+    "mild cardiomegaly . small left pleural effusion .",
+]
+
+
+def test_commonest_report_and_normal_template() -> None:
+    assert commonest_report(TRAIN) == "the heart is normal . the lungs are clear ."
+    assert normal_template(TRAIN, n_sentences=3) == "the lungs are clear . the heart is normal . mild cardiomegaly ."
+
+
+def test_label_retrieval_finds_a_report_with_the_same_positive_observations() -> None:
+    retrieved = label_retrieval(TRAIN, {"a": "cardiomegaly . lungs clear .", "b": "left effusion . cardiomegaly ."})
+    assert retrieved == {"a": "mild cardiomegaly . the lungs are clear .", "b": "mild cardiomegaly . small left pleural effusion ."}
+
+
+def test_trigram_model_writes_the_likeliest_report_without_repeating_itself() -> None:
+    assert TrigramModel(TRAIN).generate() == "the heart is normal . the lungs are clear ."
+    looping = TrigramModel(["a b a b a b a b c ."])
+    assert looping.generate() == "a b a b c ."
+
+
+@pytest.fixture(scope="module")
+def table(shared_data: Path) -> dict:
+    """BLEU and ROUGE-L against R2Gen's references (METEOR's Java run is left to the script)."""
+    return baseline_table(shared_data / "iu_xray" / "annotation.json", metrics=("bleu", "rouge"), r2gen_references=True)
+
+
+def test_calibration_against_the_published_word_overlap_figures(table: dict) -> None:
+    """The issue's figures (pycocoevalcap, R2Gen's cleaning and references, this test split):
+    commonest report BLEU-4 0.081 / ROUGE-L 0.312, six-sentence template 0.147 / 0.368."""
+    commonest, template = table["commonest report"]["nlg"], table["normal template"]["nlg"]
+    assert (round(commonest["BLEU_4"], 3), round(commonest["ROUGE_L"], 3)) == (0.081, 0.312)
+    assert template["BLEU_4"] == pytest.approx(0.147, abs=0.005)
+    assert template["ROUGE_L"] == pytest.approx(0.368, abs=0.005)
+
+
+def test_the_label_oracle_beats_the_fixed_reports_on_clinical_f1(table: dict) -> None:
+    f1 = {name: scores["clinical"]["micro"]["f1"] for name, scores in table.items()}
+    print("\n" + "\n".join(f"{name}: clinical F1 (micro) {value:.3f}" for name, value in f1.items()))
+    assert f1["label retrieval (oracle)"] > max(f1[name] for name in f1 if name != "label retrieval (oracle)") + 0.1
+    assert f1["label retrieval (oracle)"] > 0.9
+
+
+def test_script_writes_json_and_markdown(tmp_path: Path, capsys) -> None:
+    studies = [{"id": f"r{n}", "report": report.replace(" .", ".")} for n, report in enumerate(TRAIN)]
+    annotation = tmp_path / "annotation.json"
+    annotation.write_text(json.dumps({"train": studies, "test": [dict(s, id=f"t{s['id']}") for s in studies[2:]]}))
+    assert main(["--annotation", str(annotation), "--out", str(tmp_path / "out"), "--no-meteor"]) == 0
+    table = (tmp_path / "out" / "baselines.md").read_text().splitlines()
+    assert table[0].startswith("|  | BLEU-1 |") and "METEOR" not in table[0] and len(table) == 2 + 4 + 2
+    scores = json.loads((tmp_path / "out" / "baselines.json").read_text())
+    assert scores["label retrieval (oracle)"]["clinical"]["micro"]["f1"] == 1.0
+    assert "commonest report" in capsys.readouterr().out
