@@ -144,6 +144,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    """De-identify a PACS export and join its reports into a manifest with patient-level splits."""
+    from medvl.data.ingest import IngestConfig, ingest
+
+    config = IngestConfig.from_yaml(args.config) if args.config else IngestConfig()
+    summary = ingest(args.dicom_root, args.reports, args.out, config)
+    print(summary.describe())
+    return 0 if summary.manifest is not None else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``medvl`` sub-command."""
     parser = argparse.ArgumentParser(prog="medvl", description="Draft radiology reports from medical scans.")
@@ -185,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, required=True, help="training config (see configs/)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this run")
     train.set_defaults(run=_cmd_train)
+
+    ingest = commands.add_parser("ingest", help="de-identify a DICOM tree, join its reports, write a manifest")
+    ingest.add_argument("dicom_root", type=Path, help="folder of DICOM files (any nesting)")
+    ingest.add_argument("--reports", type=Path, required=True, help="report export (CSV or JSONL)")
+    ingest.add_argument("--out", type=Path, required=True, help="output folder (de-identified copies + manifest)")
+    ingest.add_argument("--config", type=Path, default=None, help="series rules and join keys (configs/ingest_example.yaml)")
+    ingest.set_defaults(run=_cmd_ingest)
 
     evaluation = commands.add_parser("eval", help="draft a manifest's studies and score the drafts")
     evaluation.add_argument("--data", type=Path, required=True, help="a manifest, or a folder holding manifest.jsonl")

@@ -47,6 +47,7 @@ def table(shared_data: Path) -> dict:
     return baseline_table(shared_data / "iu_xray" / "annotation.json", metrics=("bleu", "rouge"), r2gen_references=True)
 
 
+@pytest.mark.shared_data
 def test_calibration_against_the_published_word_overlap_figures(table: dict) -> None:
     """The issue's figures (pycocoevalcap, R2Gen's cleaning and references, this test split):
     commonest report BLEU-4 0.081 / ROUGE-L 0.312, six-sentence template 0.147 / 0.368."""
@@ -56,6 +57,7 @@ def test_calibration_against_the_published_word_overlap_figures(table: dict) -> 
     assert template["ROUGE_L"] == pytest.approx(0.368, abs=0.005)
 
 
+@pytest.mark.shared_data
 def test_the_label_oracle_beats_the_fixed_reports_on_clinical_f1(table: dict) -> None:
     f1 = {name: scores["clinical"]["micro"]["f1"] for name, scores in table.items()}
     print("\n" + "\n".join(f"{name}: clinical F1 (micro) {value:.3f}" for name, value in f1.items()))

@@ -160,6 +160,7 @@ def _agreement(labelled: list[tuple[str, dict]]) -> tuple[float, int, float, lis
     return agreed_filled / filled, filled, agreed_all / (len(labelled) * len(OBSERVATIONS)), disagreements
 
 
+@pytest.mark.shared_data
 def test_agreement_with_hand_labels_on_real_iu_sentences(shared_data: Path) -> None:
     """All hand-labelled sentences, and apart the held-out ones, labelled after the labeler's last change."""
     labelled = _hand_labelled(shared_data)
@@ -175,6 +176,7 @@ def test_agreement_with_hand_labels_on_real_iu_sentences(shared_data: Path) -> N
         assert agreement >= 0.95
 
 
+@pytest.mark.shared_data
 def test_sides_and_zones_agree_with_hand_labels(shared_data: Path) -> None:
     """Where the hand labels place a present or hedged observation, the labeler places it there or
     nowhere: it reads a place in the words around a mention and does not hand on a neighbour's
@@ -193,6 +195,7 @@ def test_sides_and_zones_agree_with_hand_labels(shared_data: Path) -> None:
         assert len(pairs) >= 50 and precision >= 0.95 and recall >= 0.75
 
 
+@pytest.mark.shared_data
 def test_cleaned_reports_read_as_the_raw_ones(shared_data: Path) -> None:
     """Metrics label R2Gen-cleaned text: its positive observations match the raw report's."""
     annotation = json.loads((shared_data / "iu_xray" / "annotation.json").read_text(encoding="utf-8"))

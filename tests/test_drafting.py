@@ -70,9 +70,9 @@ def test_sentence_attention_maps_cover_each_view_and_sum_to_one_on_the_grid(draf
 def test_report_command_writes_text_json_and_an_overlay(tmp_path, capsys):
     assert main(["report", "sample:chest-xray", "--out", str(tmp_path)]) == 0
 
-    written = sorted(path.name for path in tmp_path.iterdir())
-    assert [name.rsplit(".", 1)[-1] for name in written] == ["json", "png", "txt"]
+    written = {path.name.rsplit(".", 1)[-1]: path for path in tmp_path.iterdir()}
+    assert sorted(written) == ["json", "png", "txt"]
     overlay = np.asarray(Image.open(next(tmp_path.glob("*_attention.png"))).convert("RGB")).astype(int)
     saturated = np.abs(overlay[..., 0] - overlay[..., 2]) > 60  # coloured (not grey) pixels: the heat map
     assert saturated.mean() > 0.01
-    assert (tmp_path / written[2]).read_text().startswith(DRAFT_NOTICE)
+    assert written["txt"].read_text().startswith(DRAFT_NOTICE)

@@ -122,6 +122,7 @@ def test_a_bad_annotation_is_an_error_naming_the_file(tmp_path: Path) -> None:
         read_iu_annotation(tmp_path / "missing.json")
 
 
+@pytest.mark.shared_data
 def test_real_iu_reports_give_valid_drawable_findings(shared_data: Path) -> None:
     studies = read_iu_annotation(shared_data / "iu_xray" / "annotation.json")
     assert {split: sum(s.split == split for s in studies) for split in ("train", "val", "test")} == {

@@ -29,8 +29,9 @@ From report to findings (:func:`iu_findings`):
   (:func:`medvl.data.phantom.dataset.compatible`) are drawn first come, first served; the
   others are listed in the row's ``meta["not_drawn"]``.
 * Findings the generator has no picture for (sternotomy wires, chest and feeding tubes,
-  fractures, pleural thickening, emphysema, degenerative changes...) are not drawn: the dataset card counts, per CheXpert
-  observation, the reports that state one with nothing drawn for it (``unseen``).
+  fractures, pleural thickening, emphysema, degenerative changes...) are not drawn: the dataset
+  card counts, per CheXpert observation, the reports that state one with nothing drawn for it
+  (``unseen``).
 
 Each study has its own seed, derived from ``seed`` and the study id, so a study's picture does
 not depend on which other studies are written. Written like :func:`write_phantom_dataset`:
@@ -77,7 +78,7 @@ DRAWN_PHRASES: tuple[Phrase, ...] = FINDING_PHRASES + tuple(
 )
 # The CheXpert observations each drawn kind shows.
 SHOWN_OBSERVATIONS: dict[str, frozenset[str]] = {
-    kind: frozenset({spec.chexpert} - {None}) | {observation for observation, drawn in DRAWN_AS.items() if drawn == kind}
+    kind: frozenset({spec.chexpert} - {None} | {observation for observation, by in DRAWN_AS.items() if by == kind})
     for kind, spec in FINDING_KINDS.items()
 }
 
@@ -93,7 +94,10 @@ class IUStudy:
 
 
 def read_iu_annotation(path: str | Path) -> list[IUStudy]:
-    """The studies of an R2Gen-style ``annotation.json`` (``{"train": [{"id", "report", ...}], ...}``), in file order."""
+    """The studies of an R2Gen-style ``annotation.json``, in file order.
+
+    The file maps each split to its studies: ``{"train": [{"id": ..., "report": ...}, ...], ...}``.
+    """
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -108,7 +112,7 @@ def read_iu_annotation(path: str | Path) -> list[IUStudy]:
         if not isinstance(entries, list):
             raise ManifestError(f"{split}: expected a list of studies", path)
         for number, entry in enumerate(entries):
-            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not isinstance(entry.get("report"), str):
+            if not (isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in ("id", "report"))):
                 raise ManifestError(f"{split}[{number}]: expected an object with an 'id' and a 'report' string", path)
             studies.append(IUStudy(entry["id"], entry["report"], split))
     duplicates = [study_id for study_id, count in Counter(s.study_id for s in studies).items() if count > 1]
@@ -153,16 +157,14 @@ def _findings(key: FindingKey, mentions: Sequence[Mention], rng: np.random.Gener
     else:
         sides = [allowed[int(rng.integers(len(allowed)))]]
     zone = _first(m.zone for m in mentions if m.zone in spec.zones)
-    size = _first(m.size_mm for m in mentions if m.size_mm is not None)
-    findings = []
-    for side in sides:
-        if spec.zoned:
-            zone = zone or spec.zones[int(rng.integers(len(spec.zones)))]
-        if spec.size_mm is not None:
-            low, high = spec.size_mm
-            size = float(np.clip(size, low, high)) if size is not None else float(rng.integers(int(low), int(high) + 1))
-        findings.append(Finding(key.kind, side=side, zone=zone if spec.zoned else None, size_mm=size, device=key.device))
-    return findings
+    if spec.zoned and zone is None:
+        zone = spec.zones[int(rng.integers(len(spec.zones)))]
+    size = None
+    if spec.size_mm is not None:
+        low, high = spec.size_mm
+        stated = _first(m.size_mm for m in mentions if m.size_mm is not None)
+        size = float(np.clip(stated, low, high)) if stated is not None else float(rng.integers(int(low), int(high) + 1))
+    return [Finding(key.kind, side=side, zone=zone, size_mm=size, device=key.device) for side in sides]
 
 
 def _first(values: Iterable[Any]) -> Any:

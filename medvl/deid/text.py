@@ -37,7 +37,7 @@ name is one ("White", "Rose"). Review a sample of scrubbed reports before sharin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 PLACEHOLDER = "XXXX"
@@ -84,10 +84,10 @@ _ID_LABELS = (
 _ACCESSION_LABELS = r"accession(?:\s+(?:number|num|no\.?|#))?|acc(?:ession)?\.?\s*(?:#|no\.?|number)|ACC"
 _PHONE_LABELS = r"phone|tel|telephone|mobile|pager|pgr|beeper|fax|ext|extension"
 _LABEL_SEPARATOR = r"[ \t]*(?:[:#=]|no\.?|number)?[ \t]*"
+_LABEL_END = r"(?:\b|(?<=[#.]))"  # "ACC583920X" is a value, not the label "ACC" and "583920X"
 _ID_VALUE = r"(?=[A-Za-z0-9/-]*\d)[A-Za-z0-9][A-Za-z0-9/-]{2,}"
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_LABEL_END = r"(?:\b|(?<=[#.]))"  # "ACC583920X" is a value, not the label "ACC" and "583920X"
 _ACCESSION = re.compile(rf"\b((?i:{_ACCESSION_LABELS}){_LABEL_END}{_LABEL_SEPARATOR}){_ID_VALUE}")
 _LABELLED_ID = re.compile(rf"\b((?i:{_ID_LABELS}){_LABEL_END}{_LABEL_SEPARATOR}){_ID_VALUE}")
 _LABELLED_PHONE = re.compile(rf"\b((?i:{_PHONE_LABELS})\.?[ \t]*[:#]?[ \t]*)\+?\(?\d[\d()\t .-]{{2,}}\d")
@@ -171,15 +171,11 @@ def _scrub_known(text: str, phrases: Iterable[str]) -> str:
     return text
 
 
-def _keeping(group: int, before: bool) -> Callable[[re.Match[str]], str]:
-    """A replacement that keeps one group (a label, a title, a degree) next to the placeholder."""
-
-    def replace(match: re.Match[str]) -> str:
-        kept = match.group(group)
-        return kept + PLACEHOLDER if before else PLACEHOLDER + kept
-
-    return replace
+def _keep_label(match: re.Match[str]) -> str:
+    """The label or title (group 1) stays, the name or number after it goes."""
+    return match.group(1) + PLACEHOLDER
 
 
-_keep_label = _keeping(1, before=True)
-_keep_degree = _keeping(1, before=False)
+def _keep_degree(match: re.Match[str]) -> str:
+    """The degree (group 1) stays, the name before it goes."""
+    return PLACEHOLDER + match.group(1)

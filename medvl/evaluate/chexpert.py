@@ -29,9 +29,10 @@ observation the report does not mention has no label (blank).
 
 Lung Lesion phrases are signs (:class:`~medvl.evaluate.labeler.Phrase`): "nodular densities
 consistent with granulomatous disease" are granulomas, not lesions. Alternatives ("scarring or
-atelectasis") are uncertain, a location-bound diagnosis takes its place ("opacity in the left
-base which may represent pneumonia": both left). Side is kept for the observations of
-:data:`SIDED`, zone for those of :data:`ZONED`.
+atelectasis") are uncertain. Sides and zones are read around each mention as the labeler reads
+them (never handed on from a neighbouring mention); an observation keeps the side its mentions
+of the aggregate status agree on (left and right make bilateral), for the observations of
+:data:`SIDED`, and their one zone, for those of :data:`ZONED`.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ _GAP_NORMAL = r"(?:\W+(?!\w*(?:enlarge|widen|prominen))\w+){0,8}?\W+"  # up to e
 _WORDS = r"(?: \w+){0,6}?"  # a few words in one clause: no commas between them
 
 CHEXPERT_PHRASES: tuple[Phrase, ...] = (
-    Phrase(CARDIOMEGALY, r"(?:heart|cardiac)(?: \w+){0,4}? (?:upper limits?|top|high) (?:of )?normal", status=UNCERTAIN),
+    Phrase(
+        CARDIOMEGALY, r"(?:heart|cardiac)(?: \w+){0,4}? (?:upper limits?|top|high) (?:of )?normal", status=UNCERTAIN
+    ),
     Phrase(LUNG_OPACITY, r"air ?space (?:disease|opacit(?:y|ies)|process)"),
     Phrase(LUNG_OPACITY, r"interstitial (?:lung )?(?:changes?|opacit(?:y|ies)|disease|prominence|pattern)"),
     Phrase(LUNG_OPACITY, r"scar(?:s|ring|red)?|reticul\w*|ground ?glass|(?:peri)?bronchial (?:wall )?thickening"),
@@ -106,31 +109,38 @@ CHEXPERT_PHRASES: tuple[Phrase, ...] = (
     Phrase(LUNG_LESION, r"tumou?rs?|neoplasms?|carcinomas?|malignan(?:cy|cies)", sign=True),
     Phrase(PNEUMONIA, r"(?:broncho)?pneumonias?|pneumonitis|infectious (?:process|etiology)"),
     Phrase(PNEUMOTHORAX, r"hydropneumothora(?:x|ces)|deep sulcus sign"),
-    Phrase(PLEURAL_OTHER, r"pleural (?:thickening|scar\w*|plaques?|calcifications?|fibrosis)(?:/(?:thickening|scar\w*))?"),
-    Phrase(PLEURAL_OTHER, r"pleural ?parenchymal scar\w*|pleuroparenchymal scar\w*|fibrothorax|apical (?:pleural )?capping"),
+    Phrase(PLEURAL_OTHER, r"pleural (?:thickening|scar\w*|plaques?|calcifications?|fibrosis)"),
+    Phrase(PLEURAL_OTHER, r"pleural thickening/scar\w*|pleural scar\w*/thickening"),
+    Phrase(PLEURAL_OTHER, r"fibrothorax|apical (?:pleural )?capping"),
+    Phrase(PLEURAL_OTHER, r"pleural ?parenchymal scar\w*|pleuroparenchymal scar\w*"),
     Phrase(FRACTURE, r"fractur(?:e|es|ed)(?: deformit(?:y|ies))?"),
     Phrase(SUPPORT_DEVICES, r"sternotomy(?: wires?| sutures?)?|(?:sternal|cerclage) wires?"),
-    Phrase(SUPPORT_DEVICES, r"(?:prosthetic|artificial|replaced) (?:\w+ )?valves?|valves? (?:replacements?|prosthes[ie]s|artifacts?)"),
+    Phrase(SUPPORT_DEVICES, r"(?:prosthetic|artificial|replaced) (?:\w+ )?valves?"),
+    Phrase(SUPPORT_DEVICES, r"valves? (?:replacements?|prosthes[ie]s|artifacts?)"),
     Phrase(SUPPORT_DEVICES, r"(?:\w+ )?hardware|(?:fixation|surgical) (?:plates?|screws?|rods?)|loop recorder"),
     Phrase(SUPPORT_DEVICES, r"port ?a ?cath|mediport|(?:chest|chest wall|power|infusion|venous) ports?"),
     Phrase(OTHER, r"pericardial effusions?"),
-    Phrase(OTHER, r"blunt(?:ing|ed)?(?: of)?(?: the)?(?: \w+){0,4}? costophrenic(?: \w+)?|costophrenic(?: \w+){0,3}? blunt(?:ing|ed)"),
+    Phrase(OTHER, r"blunt(?:ing|ed)?(?: of)?(?: the)?(?: \w+){0,4}? costophrenic(?: \w+)?"),
+    Phrase(OTHER, r"costophrenic(?: \w+){0,3}? blunt(?:ing|ed)"),
     Phrase(OTHER, r"calcified(?: \w+){0,3}? nodul\w*|granulom\w*|calcifi\w*"),
     Phrase(OTHER, r"emphysema\w*|copd|chronic obstructive|obstructive (?:lung|airway|pulmonary) disease"),
     Phrase(OTHER, r"hyperinfla\w*|hyperexpan\w*|hyperaerat\w*|hyperlucen\w*|over ?inflat\w*|bull(?:a|ae|ous)|blebs?"),
     Phrase(OTHER, r"degenerat\w*|spondylo\w*|osteophyt\w*|arthrit\w*|arthropath\w*|\w*scolio\w*|kypho\w*"),
     Phrase(OTHER, r"osteopeni\w*|demineraliz\w*|deformit(?:y|ies)|pectus (?:excavatum|carinatum)|lytic|sclerotic"),
-    Phrase(OTHER, r"hernia\w*|eventration|elevat(?:ed|ion)|tortu\w*|ectas\w*|ectatic|aneurysm\w*|dilat(?:ed|ation|ion)"),
+    Phrase(OTHER, r"hernia\w*|eventration|elevat(?:ed|ion)"),
+    Phrase(OTHER, r"tortu\w*|ectas\w*|ectatic|aneurysm\w*|dilat(?:ed|ation|ion)"),
     Phrase(OTHER, r"atheroscl\w*|(?:lymph ?)?adenopathy|fibros\w*|fibrotic|thicken(?:ing|ed)|prominen\w*"),
-    Phrase(OTHER, r"bronchiectasis|bronchitis|airways? disease|asthma|cephalization|(?:pulmonary )?(?:arterial |venous )?hypertension"),
-    Phrase(OTHER, r"metasta\w*|contusion|hemorrhage|hematoma|pneumomediastinum|pneumoperitoneum|tubercul\w*|volume loss"),
+    Phrase(OTHER, r"bronchiectasis|bronchitis|airways? disease|asthma|cephalization"),
+    Phrase(OTHER, r"(?:pulmonary )?(?:arterial |venous )?hypertension|tubercul\w*|volume loss"),
+    Phrase(OTHER, r"metasta\w*|contusion|hemorrhage|hematoma|pneumomediastinum|pneumoperitoneum"),
 )
 
 SECOND_READING: tuple[Phrase, ...] = (
     Phrase(ENLARGED_CARDIOMEDIASTINUM, rf"{_MEDIASTINUM}{_GAP_NORMAL}(?:normal|unremarkable)", status=NEGATIVE),
     Phrase(ENLARGED_CARDIOMEDIASTINUM, rf"normal (?:\w+ ){{0,4}}?{_MEDIASTINUM}", status=NEGATIVE),
     Phrase(ENLARGED_CARDIOMEDIASTINUM, rf"{_MEDIASTINUM}{_WORDS} {_LARGE}|{_LARGE} (?:of )?(?:the )?{_MEDIASTINUM}"),
-    Phrase(ENLARGED_CARDIOMEDIASTINUM, r"hilar (?:enlargement|prominence|fullness)|(?:enlarged|prominent|full) hil(?:a|um|ar)"),
+    Phrase(ENLARGED_CARDIOMEDIASTINUM, r"hilar (?:enlargement|prominence|fullness)"),
+    Phrase(ENLARGED_CARDIOMEDIASTINUM, r"(?:enlarged|prominent|full) hil(?:a|um|ar)"),
     Phrase(ENLARGED_CARDIOMEDIASTINUM, r"fullness (?:of|to|in) the (?:\w+ )?hil(?:um|a|ar)"),
     Phrase(PLEURAL_EFFUSION, r"hydropneumothora(?:x|ces)"),
 )
@@ -179,7 +189,8 @@ def label_chexpert(text: str) -> ChexpertLabels:
     aggregated = aggregate_status(mentions)
     other = aggregated.pop(OTHER, None)
     status = {observation: aggregated[observation] for observation in OBSERVATIONS if observation in aggregated}
-    if not any(value in (POSITIVE, UNCERTAIN) for key, value in [*status.items(), (OTHER, other)] if key != SUPPORT_DEVICES):
+    findings = {**status, OTHER: other}
+    if not any(value in (POSITIVE, UNCERTAIN) for key, value in findings.items() if key != SUPPORT_DEVICES):
         status = {NO_FINDING: POSITIVE, **status}
     return ChexpertLabels(
         status=status,
@@ -190,7 +201,9 @@ def label_chexpert(text: str) -> ChexpertLabels:
     )
 
 
-def _where(mentions: Iterable[Mention], status: dict[str, str], observations: frozenset[str], field: str) -> dict[str, str]:
+def _where(
+    mentions: Iterable[Mention], status: dict[str, str], observations: frozenset[str], field: str
+) -> dict[str, str]:
     """Per observation, the side (or zone) its mentions of the aggregate status state, where they agree.
 
     Sides: left and right (or either with bilateral) make bilateral. Zones: one zone, else none.

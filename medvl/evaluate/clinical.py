@@ -59,7 +59,10 @@ def clinical_metrics(
     per_observation = {observation: {**c, **_scores(c["tp"], c["fp"], c["fn"])} for observation, c in counts.items()}
     occurring = [s for s in per_observation.values() if s["tp"] + s["fp"] + s["fn"] > 0]
     totals = {name: sum(c[name] for c in counts.values()) for name in ("tp", "fp", "fn")}
-    macro = {name: sum(s[name] for s in occurring) / len(occurring) if occurring else 0.0 for name in ("precision", "recall", "f1")}
+    macro = {
+        name: sum(s[name] for s in occurring) / len(occurring) if occurring else 0.0
+        for name in ("precision", "recall", "f1")
+    }
     return {
         "uncertain_as": uncertain_as,
         "n_studies": len(refs),

@@ -145,11 +145,13 @@ CUES: tuple[Cue, ...] = (
     Cue(rf"(?:(?:is|are|was|were) )?not {_SEEN}", "negative", "backward"),
     Cue(rf"no longer {_SEEN}|(?:(?:is|are|has|have) )?(?:been )?(?:resolved|removed|cleared)", "negative", "backward"),
     Cue(r"(?:is|are) absent", "negative", "backward"),
-    Cue(r"possible|possibly|probable|probably|questionable|question of|suspect(?:ed)?|suspicious (?:for|of)", "uncertain"),
+    Cue(r"possible|possibly|probable|probably|questionable|question of", "uncertain"),
+    Cue(r"suspect(?:ed)?|suspicious (?:for|of)", "uncertain"),
     Cue(r"suspicion (?:for|of)|concerning for|worrisome for|equivocal|borderline|indeterminate", "uncertain"),
     Cue(r"may|might|could|suggest(?:s|ed|ing|ive of)?|suggestion of|possibility of|consider(?:ed)?", "uncertain"),
     Cue(r"likely|presumed|presumably|favou?r(?:s|ed)?|apparent(?:ly)?", "uncertain"),
-    Cue(rf"most {_ANONYMISED}|(?<!costophrenic\s){_ANONYMISED}(?= {_LINKING})|(?<=,) ?{_ANONYMISED}", "uncertain"),  # IU: "likely"
+    # IU X-ray's anonymised "likely" (an angle, "costophrenic XXXX", is a noun)
+    Cue(rf"most {_ANONYMISED}|(?<!costophrenic\s){_ANONYMISED}(?= {_LINKING})|(?<=,) ?{_ANONYMISED}", "uncertain"),
     Cue(r"(?:cannot|can not|could not) (?:exclude|rule out)", "uncertain"),
     Cue(rf"(?:cannot|can not|could not) be {_EXCLUDED}", "uncertain", "backward"),
     Cue(rf"(?:(?:is|are) )?not (?:entirely |completely )?{_EXCLUDED}", "uncertain", "backward"),
@@ -398,7 +400,8 @@ def _alternatives(words: str, first: _Match, second: _Match, cues: list[_Match])
     for cue in cues:
         if cue.item.effect == "alternative" and first.end <= cue.start and cue.end <= second.start:
             between = words[first.end : cue.start] + " " + words[cue.end : second.start]
-            return len(re.findall(r"\S+", between)) <= _MODIFIERS_BETWEEN_ALTERNATIVES and not re.search(r"[^\w\s]", between)
+            few_words = len(between.split()) <= _MODIFIERS_BETWEEN_ALTERNATIVES
+            return few_words and not re.search(r"[^\w\s]", between)
     return False
 
 

@@ -28,7 +28,9 @@ SCORE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def scores_table(rows: Mapping[str, Mapping[str, Any]], digits: int = 3) -> str:
     """A Markdown table of ``rows`` (name -> scores), values rounded to ``digits`` decimals."""
-    columns = [(title, path) for title, path in SCORE_COLUMNS if any(_lookup(s, path) is not None for s in rows.values())]
+    columns = [
+        (title, path) for title, path in SCORE_COLUMNS if any(_lookup(s, path) is not None for s in rows.values())
+    ]
     cells = [[name] + [_format(_lookup(scores, path), digits) for _, path in columns] for name, scores in rows.items()]
     return markdown_table(["", *(title for title, _ in columns)], cells, align_right_from=1)
 
