@@ -34,8 +34,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    """Write a phantom dataset and its manifest."""
+    """Write a phantom dataset and its manifest (``iu-phantom``: the IU X-ray reports' findings drawn)."""
     from medvl.data.phantom.dataset import write_phantom_dataset
+
+    if args.kind == "iu-phantom":
+        return _synth_iu_phantom(args)
 
     manifest = write_phantom_dataset(
         args.out,
@@ -50,6 +53,20 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         **({"image_size": args.size} if args.size else {}),
     )
     print(f"wrote {args.n} phantom studies; manifest: {manifest}")
+    return 0
+
+
+def _synth_iu_phantom(args: argparse.Namespace) -> int:
+    from medvl.data.iu_phantom import write_iu_phantom
+
+    if args.annotation is None:
+        print("medvl: synth iu-phantom needs --annotation (iu_xray/annotation.json)", file=sys.stderr)
+        return 2
+    manifest = write_iu_phantom(
+        args.annotation, args.out, seed=args.seed, image_size=args.size or 192, views=tuple(args.views.split(",")),
+        limit=args.limit, progress=True,
+    )
+    print(f"wrote the IU-phantom set; manifest: {manifest}")
     return 0
 
 
@@ -165,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=_cmd_info)
 
     synth = commands.add_parser("synth", help="write a synthetic phantom dataset with ground truth and a manifest")
+    synth.add_argument("kind", nargs="?", choices=("phantom", "iu-phantom"), default="phantom",
+                       help="phantom (default): random findings; iu-phantom: each IU X-ray report's findings drawn")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--annotation", type=Path, default=None, help="iu-phantom: the R2Gen annotation.json")
+    synth.add_argument("--limit", type=int, default=None, help="iu-phantom: at most this many reports")
     synth.add_argument("--n", type=int, default=200, help="number of studies (default 200)")
     synth.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2D radiographs or 3D CT (default 2)")
     synth.add_argument("--seed", type=int, default=0)

@@ -138,15 +138,12 @@ def test_a_ct_sample_has_a_slice_slider_window_presets_and_a_dicom_sr(tmp_path):
     assert sr.StudyInstanceUID == source.StudyInstanceUID
 
 
-def test_an_uploaded_radiograph_and_a_zipped_series_are_drafted():
-    frontal = (sample_path("chest-xray") / "frontal.png").read_bytes()
-    series = zipped(sample_path("chest-ct") / "ct", prefix="series/")
+def test_an_uploaded_zip_of_views_is_drafted_as_one_study():
+    app = upload([("study.zip", zipped(sample_path("chest-xray"), prefix="study/"))])
 
-    picture = upload([("chest_pa.png", frontal)])
-    volume = upload([("series.zip", series)])
-
-    assert not picture.error and picture.image[0].proto.imgs[0].alt == "frontal view"
-    assert not volume.error and labelled(volume.slider, "Slice").max == 48
+    assert not app.error
+    assert [image.proto.imgs[0].alt for image in app.image] == ["frontal view", "lateral view"]
+    assert labelled(app.text_area, "Edit the draft").value.startswith(DRAFT_NOTICE)
 
 
 def test_a_bad_upload_is_reported_in_one_line_naming_the_file():

@@ -2,11 +2,15 @@
 
 Aggregation (documented choice): for the query position that *produced* a token (the token
 before it; BOS for the first), take the attention weights over the visual prefix, averaged over
-all heads of the upper half of the layers (``layers``), and renormalise them to sum to 1 over
-the visual tokens. Upper layers carry the content that decides the next word; lower ones mostly
-mix positions. A sentence's map is the mean of its word tokens' maps (punctuation and section
-tags left out). Maps are then mapped back through the encoder grid and the preprocessing
-geometry onto each view's original pixels (a map per slice for volumes).
+all heads of the lower half of the layers (``layers``; at least the first), and renormalise them
+to sum to 1 over the visual tokens. Chosen by measurement, not by the usual belief that upper
+layers carry the content: on validation phantoms (seed 555, 39 named findings of the localised
+kinds, default cxr model, 2 layers) the peak of the sentence's map fell on the lesion it names
+for 38% of them (77% within 8 px) with the lower layer, 23% (49%) with the upper one and 31%
+(69%) with both.
+A sentence's map is the mean of its word tokens' maps (punctuation and section tags left out).
+Maps are then mapped back through the encoder grid and the preprocessing geometry onto each
+view's original pixels (a map per slice for volumes).
 
 Attention weights exist only with the eager attention implementation (sdpa returns none), so
 the model is switched to eager for the one extra forward pass that computes them.
@@ -41,9 +45,9 @@ def eager_attention(model: MedVLModel) -> Iterator[MedVLModel]:
 
 
 def default_layers(model: MedVLModel) -> list[int]:
-    """The upper half of the language model's layers (at least the last one)."""
+    """The lower half of the language model's layers (at least the first one)."""
     n_layers = model.config.text_config.num_hidden_layers
-    return list(range(n_layers // 2, n_layers))
+    return list(range(max(1, n_layers // 2)))
 
 
 @torch.no_grad()

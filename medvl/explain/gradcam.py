@@ -14,8 +14,9 @@ grid), through the hooks of :mod:`monai.visualize`, and turned into a map in one
 Classic Grad-CAM suits a classifier that pools its feature map: where a cell is does not change
 how it counts. Here every cell becomes a visual token with its own position, so where the
 gradient falls matters, and averaging it away leaves maps that light up wherever a feature is
-active: on held-out phantoms (``VALIDATION``) the peak of classic Grad-CAM fell on the lesion a
-sentence names for CLASSIC of the findings, that of HiResCAM for HIRES.
+active. On validation phantoms (seed 555, 24 named findings of the localised kinds, default
+model) the peak of classic Grad-CAM fell on the lesion the sentence names for 25% of them (42%
+within 15 px), that of HiResCAM for 38% (71%).
 
 As for attention, each sentence's map is scaled to sum to 1 over its views' cells, then
 resampled onto each view's original pixels (a map per slice for volumes). All the sentences of
