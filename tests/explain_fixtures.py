@@ -37,4 +37,6 @@ def hand_written_draft(drafter: Drafter, text: str = DRAFT_TEXT) -> tuple[list[i
     tokenizer = drafter.tokenizer
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     tokens = tokenizer.convert_ids_to_tokens(ids)
-    return ids, split_draft_sentences(tokens, lambda start, end: tokenizer.decode(ids[start:end], skip_special_tokens=True))
+    return ids, split_draft_sentences(
+        tokens, lambda start, end: tokenizer.decode(ids[start:end], skip_special_tokens=True)
+    )

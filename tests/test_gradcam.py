@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from explain_fixtures import hand_written_draft, save_tiny_model
+
 from medvl.data.phantom import make_chest_ct, make_chest_radiograph, write_nifti, write_study_images
+from medvl.errors import ConfigError
 from medvl.explain.gradcam import SentenceLogProbs, gradcam_maps, sentence_gradcam, sentence_spans
 from medvl.explain.occlusion import occlusion_maps
 from medvl.findings import Finding
@@ -51,17 +52,25 @@ def test_sentence_scores_are_the_log_probabilities_the_language_model_loss_gives
     assert whole_draft.item() == pytest.approx(-mean_loss.item() * len(ids), rel=1e-4)
 
 
-def test_gradcam_gives_each_sentence_a_map_on_each_views_original_pixels(drafter, phantom_paths):
+@pytest.mark.parametrize("variant", ["hirescam", "classic"])
+def test_gradcam_gives_each_sentence_a_map_on_each_views_original_pixels(drafter, phantom_paths, variant):
     sample = drafter.prepare(phantom_paths)
     ids, sentences = hand_written_draft(drafter)
 
-    maps = gradcam_maps(drafter.model, sample, ids, sentences)
+    maps = gradcam_maps(drafter.model, sample, ids, sentences, variant=variant)
 
     assert len(sentences) == 3 and len(maps) == 3
     for views in maps:
         assert len(views) == 2
         for heat in views:
             assert_usable_map(heat, (96, 96))
+
+
+def test_an_unknown_gradcam_variant_is_refused(drafter, phantom_paths):
+    ids, sentences = hand_written_draft(drafter)
+
+    with pytest.raises(ConfigError, match="unknown Grad-CAM variant 'scorecam'; known: hirescam, classic"):
+        gradcam_maps(drafter.model, drafter.prepare(phantom_paths), ids, sentences, variant="scorecam")
 
 
 def test_gradcam_maps_are_shares_of_the_feature_grid(drafter, phantom_paths):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-
 from explain_fixtures import save_tiny_model
+
 from medvl.data.manifest import ManifestRow, read_manifest
 from medvl.data.phantom import write_phantom_dataset
 from medvl.errors import ConfigError
@@ -78,13 +80,22 @@ def test_mass_share_is_the_maps_mass_inside_the_masks_over_all_views():
 def draft_of(texts: list[str], maps: dict[str, list[list[np.ndarray]]], n_views: int = 2) -> Draft:
     sentences = [DraftSentence("findings", text, 0, 1) for text in texts]
     return Draft(
-        study="s", study_uid_hash=None, sentences=sentences, tokens=["x"], model_name="m", model_version="v",
-        decoding={}, views=[{}] * n_views, maps=maps,
+        study="s",
+        study_uid_hash=None,
+        sentences=sentences,
+        tokens=["x"],
+        model_name="m",
+        model_version="v",
+        decoding={},
+        views=[{}] * n_views,
+        maps=maps,
     )
 
 
 def test_the_sentences_naming_a_kind_as_present_are_found():
-    draft = draft_of(["There is a nodule in the left upper lobe.", "No pleural effusion.", "Left upper lobe nodule."], {})
+    draft = draft_of(
+        ["There is a nodule in the left upper lobe.", "No pleural effusion.", "Left upper lobe nodule."], {}
+    )
 
     assert naming_sentences(draft, "nodule") == [0, 2]
     assert naming_sentences(draft, "pleural_effusion") == []
@@ -105,7 +116,9 @@ def test_a_map_equal_to_the_mask_scores_fully_whatever_order_the_images_are_list
         frontal_mask, lateral_mask = archive["view0_finding0"], archive["view1_finding0"]
     swapped_masks = tmp_path / "swapped.npz"
     np.savez(swapped_masks, view0_finding0=lateral_mask, view1_finding0=frontal_mask)
-    swapped = ManifestRow(row.study_id, (lateral_path, frontal_path), row.report, row.split, row.findings, swapped_masks)
+    swapped = ManifestRow(
+        row.study_id, (lateral_path, frontal_path), row.report, row.split, row.findings, swapped_masks
+    )
     study = Study(views=(*load_study(lateral_path).views, *load_study(frontal_path).views), source=lateral_path)
     on_the_masks = [frontal_mask.astype(float), lateral_mask.astype(float)]  # maps come frontal first
     draft = draft_of([f"There is a {row.findings[0]['kind'].replace('_', ' ')}."], {"attention": [on_the_masks]})
@@ -125,6 +138,7 @@ def test_grounding_table_runs_end_to_end_and_prints_a_row_per_kind(phantoms, tmp
     assert table["n_drafted"] == table["n_studies"] == 6
     assert sum(summary["findings"] for summary in table["per_kind"].values()) == sum(len(r.findings) for r in rows)
     assert len(table["records"]) == 6
+    assert json.loads(json.dumps(table))["target"]["findings"] == table["target"]["findings"]  # JSON-ready
     lines = grounding_lines(table)
     assert lines[2].startswith("| kind | findings | named | attention pointing")
     assert len(lines) == 4 + len(table["per_kind"]) + 1

@@ -197,28 +197,35 @@ def show_view(
         if slice_count(view) > 1:
             slice_index = st.slider("Slice", 1, slice_count(view), slice_index + 1, key=slider_key) - 1
     picture = view_picture(view, heat, window=window, alpha=alpha, slice_index=slice_index)
-    alt = f"{view.info.role} view" + ("" if heat is None else f" with the {method} map overlay")
+    alt = f"{view_name(view)} view" + ("" if heat is None else f" with the {method} map overlay")
     st.image(picture, caption=view_caption(view, slice_index), width="stretch", alt=alt)
 
 
+def view_name(view: View) -> str:
+    """``"frontal"``, ``"lateral"``, or ``"volume"`` / ``"image"`` for a view of no radiograph role."""
+    if view.info.role != "other":
+        return view.info.role
+    return "volume" if view.info.spatial_dims == 3 else "image"
+
+
 def view_caption(view: View, slice_index: int | None) -> str:
-    """``"frontal · CR · 2048x2500"`` (and the slice of a volume)."""
+    """``"frontal · DX · 2048x2500"``, or ``"volume · CT · 512x512x80 · slice 40/80"``."""
     kind = view.info.modality or view.info.source_format
     size = "x".join(str(n) for n in view.info.size)
     where = "" if slice_index is None else f" · slice {slice_index + 1}/{slice_count(view)}"
-    return f"{view.info.role} · {kind} · {size}{where}"
+    return f"{view_name(view)} · {kind} · {size}{where}"
 
 
 def export_draft(draft: Draft, source: StudySource, draft_key: str) -> None:
     """The editable draft, and its downloads: text, JSON and, for DICOM studies, a DICOM SR."""
     edited = st.text_area("Edit the draft", draft.to_text(), height=260, key=f"edit-{draft_key}")
     st.caption(f"Written by {draft.model_name} {draft.model_version}.")
-    text_column, json_column, sr_column = st.columns(3)
     name = draft.study
-    text_column.download_button("Text", export_text(edited), f"{name}.txt", "text/plain", **DOWNLOAD)
-    json_column.download_button("JSON", export_json(draft, edited), f"{name}.json", "application/json", **DOWNLOAD)
+    downloads = st.container(horizontal=True)
+    downloads.download_button("Text", export_text(edited), f"{name}.txt", "text/plain", **DOWNLOAD)
+    downloads.download_button("JSON", export_json(draft, edited), f"{name}.json", "application/json", **DOWNLOAD)
     if draft.study_uid_hash is not None:  # a DICOM study, which an SR can join
-        sr_column.download_button(
+        downloads.download_button(
             "DICOM SR",
             lambda: sr_bytes(draft, source.path),
             f"{name}.sr.dcm",

@@ -79,13 +79,17 @@ def mass_share(heats: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> floa
 def naming_sentences(draft: Draft, kind: str) -> list[int]:
     """Indexes of the draft's sentences that name ``kind`` as present."""
     return [
-        index for index, sentence in enumerate(draft.sentences) if label_report(sentence.text).status.get(kind) == POSITIVE
+        index
+        for index, sentence in enumerate(draft.sentences)
+        if label_report(sentence.text).status.get(kind) == POSITIVE
     ]
 
 
 def mean_map(maps: Sequence[Sequence[np.ndarray]], sentences: Sequence[int]) -> list[np.ndarray]:
     """Per view, the mean of the maps of ``sentences`` (``maps`` is ``[sentence][view]``)."""
-    return [np.mean([maps[sentence][view] for sentence in sentences], axis=0) for view in range(len(maps[sentences[0]]))]
+    return [
+        np.mean([maps[sentence][view] for sentence in sentences], axis=0) for view in range(len(maps[sentences[0]]))
+    ]
 
 
 def read_order(study: Study) -> list[int]:
@@ -150,8 +154,11 @@ def grounding_table(
         raise ConfigError(f"unknown map method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
     path = manifest_path(manifest)
     rows = [
-        row for row in read_manifest(path)
-        if row.split == split and row.masks is not None and (kinds is None or any(f["kind"] in kinds for f in row.findings))
+        row
+        for row in read_manifest(path)
+        if row.split == split
+        and row.masks is not None
+        and (kinds is None or any(f["kind"] in kinds for f in row.findings))
     ][:limit]
     if not rows:
         raise ManifestError(f"no studies with masks in split {split!r}", path)
@@ -182,7 +189,9 @@ def grounding_table(
     }
 
 
-def _prepare(drafter: Drafter, rows: list[ManifestRow], failed: dict[str, str]) -> list[tuple[ManifestRow, dict[str, Any]]]:
+def _prepare(
+    drafter: Drafter, rows: list[ManifestRow], failed: dict[str, str]
+) -> list[tuple[ManifestRow, dict[str, Any]]]:
     """The rows whose studies could be prepared, with their samples; the others go to ``failed``."""
     prepared = []
     for row in rows:
@@ -227,9 +236,10 @@ def _summary(records: list[dict[str, Any]], methods: Sequence[str], kinds: Seque
 def grounding_lines(table: Mapping[str, Any]) -> list[str]:
     """A Markdown table of :func:`grounding_table`'s results: a row per kind, then the target kinds pooled."""
     methods = table["methods"]
+    model = table["model"]
     lines = [
-        f"model {table['model']['name']} {table['model']['version']}, split {table['split']}: "
-        f"{table['n_drafted']}/{table['n_studies']} studies drafted, pointing tolerance {table['tolerance']:g} px",
+        f"model {model['name']} {model['version']}, split {table['split']}: {table['n_drafted']}/"
+        + f"{table['n_studies']} studies drafted, pointing tolerance {table['tolerance']:g} px",
         "",
         "| kind | findings | named | " + " | ".join(f"{m} pointing | {m} mass" for m in methods) + " |",
         "|---|---:|---:|" + "---:|---:|" * len(methods),
@@ -242,6 +252,9 @@ def grounding_lines(table: Mapping[str, Any]) -> list[str]:
             if scores["pointing_game"] is None:
                 cells += ["n/a", "n/a"]
             else:
-                cells += [f"{scores['pointing_game']:.3f} ({scores['hits']}/{summary['scored']})", f"{scores['mass_share']:.3f}"]
+                cells += [
+                    f"{scores['pointing_game']:.3f} ({scores['hits']}/{summary['scored']})",
+                    f"{scores['mass_share']:.3f}",
+                ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -8,6 +8,7 @@ layers carry the content: on validation phantoms (seed 555, 39 named findings of
 kinds, default cxr model, 2 layers) the peak of the sentence's map fell on the lesion it names
 for 38% of them (77% within 8 px) with the lower layer, 23% (49%) with the upper one and 31%
 (69%) with both.
+
 A sentence's map is the mean of its word tokens' maps (punctuation and section tags left out).
 Maps are then mapped back through the encoder grid and the preprocessing geometry onto each
 view's original pixels (a map per slice for volumes).

@@ -64,8 +64,12 @@ def sentence_occlusion(
     maps = torch.zeros(len(spans), images.shape[1], *images.shape[3:], device=images.device)
     for view in torch.nonzero(view_mask).flatten().tolist():
         occlusion = OcclusionSensitivity(
-            OneViewScores(scores, images, view), mask_size=mask_size, n_batch=n_batch, overlap=overlap,
-            activate=False, verbose=False,
+            OneViewScores(scores, images, view),
+            mask_size=mask_size,
+            n_batch=n_batch,
+            overlap=overlap,
+            activate=False,
+            verbose=False,
         )
         occluded, _ = occlusion(images[:, view])  # (1, sentences, *size): the scores with each patch hidden
         maps[:, view] = (baseline.view(-1, *[1] * spatial_dims) - occluded[0]).clamp_min(0)
@@ -90,7 +94,13 @@ def occlusion_maps(
         return []
     images = sample["image"][None].to(model.device)
     maps = sentence_occlusion(
-        model, images, sample["view_mask"].to(model.device), draft_ids, sentence_spans(sentences),
-        mask_size=mask_size, overlap=overlap, n_batch=n_batch,
+        model,
+        images,
+        sample["view_mask"].to(model.device),
+        draft_ids,
+        sentence_spans(sentences),
+        mask_size=mask_size,
+        overlap=overlap,
+        n_batch=n_batch,
     )
     return [view_maps(sentence_map, model, sample) for sentence_map in maps]
