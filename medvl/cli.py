@@ -171,6 +171,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0 if summary.manifest is not None else 1
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the Streamlit dashboard until interrupted."""
+    from medvl.dashboard import run_dashboard
+
+    return run_dashboard(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, model=args.model)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``medvl`` sub-command."""
     parser = argparse.ArgumentParser(prog="medvl", description="Draft radiology reports from medical scans.")
@@ -223,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", type=Path, required=True, help="output folder (de-identified copies + manifest)")
     ingest.add_argument("--config", type=Path, default=None, help="series rules and join keys (configs/ingest_example.yaml)")
     ingest.set_defaults(run=_cmd_ingest)
+
+    dashboard = commands.add_parser("dashboard", help="serve the dashboard (http://127.0.0.1:8501, this machine only)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.add_argument("--max-upload-mb", type=int, default=512, help="largest uploaded file (default 512 MB)")
+    dashboard.add_argument("--model", default=None, help="model for every study (default: cxr for radiographs, ct for volumes)")
+    dashboard.set_defaults(run=_cmd_dashboard)
 
     evaluation = commands.add_parser("eval", help="draft a manifest's studies and score the drafts")
     evaluation.add_argument("--data", type=Path, required=True, help="a manifest, or a folder holding manifest.jsonl")

@@ -15,7 +15,8 @@ nbclient = pytest.importorskip("nbclient", reason="running notebooks needs nbfor
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "draft_and_explain.ipynb"
 
 
-def test_draft_and_explain_notebook_drafts_plots_and_names_the_sample_finding(tmp_path):
+def test_draft_and_explain_notebook_drafts_plots_and_names_the_sample_finding(tmp_path, monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # importing streamlit sets Agg, which shows no figure
     notebook = nbformat.read(NOTEBOOK, as_version=4)
 
     nbclient.NotebookClient(

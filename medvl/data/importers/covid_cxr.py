@@ -15,8 +15,11 @@ chest radiograph (modality ``X-ray``, view ``PA``, ``AP`` or ``AP Supine``) beco
   patient land in one split. The salt is medvl's (:mod:`medvl.privacy`): set ``MEDVL_SALT`` to get
   the same split on another machine;
 * ``study_id``: a salted hash of the image's file name; ``meta``: the patient's hash, the
-  collection's diagnosis label, the view, the source DOI and the image's licence (no age, sex,
-  date or patient id).
+  collection's diagnosis label, the view, the source (DOI, URL: cite it when showing an image)
+  and the image's licence (no age, sex, date or patient id).
+
+A few images are listed twice, under two patient ids: the ids are taken as one patient and the
+image as one study.
 """
 
 from __future__ import annotations
@@ -368,6 +371,7 @@ def _meta(record: dict[str, str], patient: str) -> dict[str, str]:
         "diagnosis": record["finding"],
         "view": record["view"],
         "doi": record.get("doi", ""),
+        "url": record.get("url", ""),
         "license": record.get("license", ""),
     }
     return {key: value.strip() for key, value in meta.items() if value and value.strip()}
