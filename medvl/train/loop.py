@@ -108,6 +108,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if resume and not checkpoint.is_dir():
         raise ConfigError(f"--resume: no checkpoint to resume from in {checkpoint}")
     accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # without a GPU, several processes train on CPU (gloo)
         mixed_precision=_mixed_precision(loop.mixed_precision),
         gradient_accumulation_steps=loop.gradient_accumulation_steps,
         log_with="tensorboard",
