@@ -151,6 +151,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     """Draft a manifest's split and write finding accuracy and word-overlap scores."""
     from medvl.evaluate.run import DEFAULT_METRICS, evaluate, summary_lines
 
+    if args.grounding:
+        return _grounding(args)
     metrics = (*DEFAULT_METRICS, "meteor") if args.meteor else DEFAULT_METRICS
     scores = evaluate(
         args.data, args.out, model=args.model, split=args.split, decoding=_decoding_changes(args), metrics=metrics,
@@ -158,6 +160,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     print("\n".join(summary_lines(scores)))
     print(f"scores: {args.out / 'eval.json'}")
+    return 0
+
+
+def _grounding(args: argparse.Namespace) -> int:
+    """``medvl eval --grounding``: pointing game and mass in the lesion mask, per finding kind."""
+    from medvl.evaluate.grounding import grounding_lines, grounding_table
+    from medvl.files import atomic_write_text
+
+    table = grounding_table(
+        args.model, args.data, split=args.split, limit=args.limit, methods=args.maps, tolerance=args.tolerance,
+        decoding=_decoding_changes(args), batch_size=args.batch_size, progress=True,
+    )
+    atomic_write_text(args.out / "grounding.json", json.dumps(table, indent=2) + "\n")
+    print("\n".join(grounding_lines(table)))
+    print(f"grounding: {args.out / 'grounding.json'}")
     return 0
 
 
@@ -247,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--batch-size", type=int, default=16)
     evaluation.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
     evaluation.add_argument("--meteor", action="store_true", help="also compute METEOR (needs Java)")
+    evaluation.add_argument("--grounding", action="store_true",
+                            help="score the maps instead: pointing game and mass inside the lesion masks (phantoms)")
+    evaluation.add_argument("--maps", nargs="+", default=["attention", "gradcam"], choices=("attention", "gradcam", "occlusion"),
+                            help="--grounding: which maps (default attention gradcam)")
+    evaluation.add_argument("--tolerance", type=float, default=0.0, help="--grounding: pixels a peak may miss the mask by")
     evaluation.set_defaults(run=_cmd_eval)
     return parser
 

@@ -76,3 +76,28 @@ def test_report_command_writes_text_json_and_an_overlay(tmp_path, capsys):
     saturated = np.abs(overlay[..., 0] - overlay[..., 2]) > 60  # coloured (not grey) pixels: the heat map
     assert saturated.mean() > 0.01
     assert written["txt"].read_text().startswith(DRAFT_NOTICE)
+
+
+def test_report_command_writes_dicom_sr_and_fhir_for_a_dicom_study(tmp_path):
+    import highdicom as hd
+    import pydicom
+
+    assert main(["report", "sample:chest-ct", "--model", "ct", "--out", str(tmp_path), "--format", "sr,fhir", "--no-overlay"]) == 0
+
+    sr = hd.sr.srread(next(tmp_path.glob("*.sr.dcm")))
+    assert sr.VerificationFlag == "UNVERIFIED" and sr.CompletionFlag == "PARTIAL"
+    fhir = json.loads(next(tmp_path.glob("*.fhir.json")).read_text())
+    assert fhir["resourceType"] == "DiagnosticReport" and fhir["status"] == "preliminary"
+    assert isinstance(pydicom.dcmread(next(tmp_path.glob("*.sr.dcm"))), pydicom.Dataset)
+
+
+def test_eval_grounding_prints_the_pointing_game_per_kind(tmp_path, capsys):
+    from medvl.data.phantom import write_phantom_dataset
+
+    write_phantom_dataset(tmp_path / "data", 4, seed=31, normal_fraction=0.0, image_size=160, splits=(0.0, 0.0, 1.0))
+
+    assert main(["eval", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--grounding",
+                 "--maps", "attention", "--beams", "1"]) == 0
+
+    table = json.loads((tmp_path / "out" / "grounding.json").read_text())
+    assert table["per_kind"] and "pointing" in capsys.readouterr().out.lower()

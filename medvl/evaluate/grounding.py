@@ -32,18 +32,16 @@ from medvl.data.transforms import read_masks
 from medvl.errors import ConfigError, ManifestError, MedVLError
 from medvl.evaluate.labeler import POSITIVE, label_report
 from medvl.evaluate.run import manifest_path
-from medvl.explain.gradcam import gradcam_maps
-from medvl.explain.occlusion import occlusion_maps
 from medvl.findings import FINDING_KINDS
 from medvl.io.study import Study
 from medvl.model.decoding import DecodingConfig
 from medvl.report.draft import Draft
-from medvl.report.drafting import ATTENTION, Drafter
+from medvl.report.drafting import ATTENTION, SAMPLE_MAP_METHODS, Drafter
 
 TARGET_KINDS = ("nodule", "mass", "pleural_effusion", "pneumothorax", "consolidation")
 DEFAULT_METHODS = (ATTENTION, "gradcam")
 SampleMaps = Callable[..., list[list[np.ndarray]]]  # (model, sample, draft_ids, sentences) -> [sentence][view]
-SAMPLE_METHODS: dict[str, SampleMaps] = {"gradcam": gradcam_maps, "occlusion": occlusion_maps}
+SAMPLE_METHODS: dict[str, SampleMaps] = SAMPLE_MAP_METHODS
 METHODS = (ATTENTION, *SAMPLE_METHODS)
 
 

@@ -20,8 +20,10 @@ from tqdm.auto import tqdm
 
 from medvl.data.dataset import collate
 from medvl.data.transforms import deterministic_transforms, per_epoch_transforms, study_error
-from medvl.errors import MedVLError
+from medvl.errors import ConfigError, MedVLError
 from medvl.explain.attention import sentence_map, to_view_grids, token_attention
+from medvl.explain.gradcam import gradcam_maps
+from medvl.explain.occlusion import occlusion_maps
 from medvl.io import Study, load_study
 from medvl.model.decoding import DecodingConfig
 from medvl.model.loading import load_model, model_version, resolve_model_dir
@@ -30,6 +32,10 @@ from medvl.report.generation import generate_ids
 from medvl.samples import resolve_study_path
 
 ATTENTION = "attention"
+# Map makers that work one study at a time (they need gradients or many forward passes):
+# (model, sample, draft_ids, sentences) -> [sentence][view] maps on the original pixels.
+SAMPLE_MAP_METHODS = {"gradcam": gradcam_maps, "occlusion": occlusion_maps}
+MAP_METHODS = (ATTENTION, *SAMPLE_MAP_METHODS)
 StudyInput = str | Path | Sequence[str | Path]  # one study: a path, or the paths of its views
 
 
@@ -84,9 +90,16 @@ class Drafter:
         return sample
 
     def iter_drafts(
-        self, inputs: Iterable[StudyInput], batch_size: int = 8, explain: bool = False
+        self,
+        inputs: Iterable[StudyInput],
+        batch_size: int = 8,
+        explain: bool = False,
+        methods: Sequence[str] = (ATTENTION,),
     ) -> Iterator[tuple[StudyInput, Draft | MedVLError, Study | None]]:
-        """Yield ``(input, draft, study)`` per study in order, or ``(input, error, None)`` for a bad one."""
+        """Yield ``(input, draft, study)`` per study in order, or ``(input, error, None)`` for a bad one.
+
+        With ``explain``, each draft gets ``maps[method]`` for each of ``methods`` (:data:`MAP_METHODS`).
+        """
         inputs = list(inputs)
         for start in range(0, len(inputs), batch_size):
             prepared: list[tuple[StudyInput, dict[str, Any] | MedVLError]] = []
@@ -96,7 +109,7 @@ class Drafter:
                 except MedVLError as error:
                     prepared.append((study_input, error))
             samples = [sample for _, sample in prepared if isinstance(sample, dict)]
-            drafts = iter(self.draft_samples(samples, explain=explain) if samples else [])
+            drafts = iter(self.draft_samples(samples, explain=explain, methods=methods) if samples else [])
             for study_input, sample in prepared:
                 if isinstance(sample, MedVLError):
                     yield study_input, sample, None
@@ -104,12 +117,17 @@ class Drafter:
                     yield study_input, next(drafts), sample["study"]
 
     def draft(
-        self, inputs: Iterable[StudyInput], batch_size: int = 8, explain: bool = False, progress: bool = False
+        self,
+        inputs: Iterable[StudyInput],
+        batch_size: int = 8,
+        explain: bool = False,
+        progress: bool = False,
+        methods: Sequence[str] = (ATTENTION,),
     ) -> DraftRun:
         """Draft every study in ``inputs``; a bad study is reported in ``failures``, the rest go on."""
         inputs = list(inputs)
         run = DraftRun()
-        results = self.iter_drafts(inputs, batch_size=batch_size, explain=explain)
+        results = self.iter_drafts(inputs, batch_size=batch_size, explain=explain, methods=methods)
         for study_input, result, study in tqdm(
             results, total=len(inputs), desc="draft", unit="study", disable=not progress
         ):
@@ -120,15 +138,23 @@ class Drafter:
                 run.studies.append(study)
         return run
 
-    @torch.no_grad()
-    def draft_samples(self, samples: Sequence[dict[str, Any]], explain: bool = False) -> list[Draft]:
+    def draft_samples(
+        self, samples: Sequence[dict[str, Any]], explain: bool = False, methods: Sequence[str] = (ATTENTION,)
+    ) -> list[Draft]:
         """Draft already prepared samples (see :meth:`prepare`) as one batch."""
+        unknown = sorted(set(methods) - set(MAP_METHODS))
+        if unknown:
+            raise ConfigError(f"unknown map method(s) {', '.join(unknown)}; known: {', '.join(MAP_METHODS)}")
         batch = collate(samples)
         images, view_mask = batch["image"].to(self.device), batch["view_mask"].to(self.device)
-        generated = generate_ids(self.model, images, view_mask, self.decoding)
-        drafts = [self._draft(sample, ids) for sample, ids in zip(samples, generated)]
-        if explain:
-            self._add_attention_maps(drafts, batch, images, view_mask, generated)
+        with torch.no_grad():
+            generated = generate_ids(self.model, images, view_mask, self.decoding)
+            drafts = [self._draft(sample, ids) for sample, ids in zip(samples, generated)]
+            if explain and ATTENTION in methods:
+                self._add_attention_maps(drafts, batch, images, view_mask, generated)
+        for method in (method for method in methods if explain and method in SAMPLE_MAP_METHODS):
+            for sample, draft, ids in zip(samples, drafts, generated):
+                draft.maps[method] = SAMPLE_MAP_METHODS[method](self.model, sample, ids, draft.sentences)
         return drafts
 
     def _draft(self, sample: dict[str, Any], ids: list[int]) -> Draft:
@@ -181,11 +207,14 @@ def draft(
     decoding: DecodingConfig | Mapping[str, Any] | None = None,
     explain: bool = False,
     progress: bool = False,
+    methods: Sequence[str] = (ATTENTION,),
 ) -> DraftRun:
     """Draft reports for one or many studies with the model in ``model`` (default: embedded).
 
-    Each study is a path (file or folder) or a list of the paths of its views' files.
+    Each study is a path (file or folder) or a list of the paths of its views' files. With
+    ``explain``, each draft gets the maps of ``methods`` (``attention``, ``gradcam``, ``occlusion``).
     """
     if isinstance(studies, (str, Path)):
         studies = [studies]
-    return Drafter(model, decoding=decoding).draft(studies, batch_size=batch_size, explain=explain, progress=progress)
+    drafter = Drafter(model, decoding=decoding)
+    return drafter.draft(studies, batch_size=batch_size, explain=explain, progress=progress, methods=methods)
