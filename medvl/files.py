@@ -41,11 +41,10 @@ def atomic_path(path: str | Path, exclusive: bool = False) -> Iterator[Path]:
 
 def atomic_write_bytes(path: str | Path, data: bytes, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path, exclusive=exclusive) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path, exclusive=exclusive) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -77,3 +76,24 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """The mapping in a YAML file (an empty file: ``{}``); a missing file, bad YAML or another
+    top-level type raises :class:`medvl.errors.ConfigError` naming the file."""
+    import yaml
+
+    from medvl.errors import ConfigError
+
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("config file not found", path) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", path) from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError("expected a mapping at the top level", path)
+    return values

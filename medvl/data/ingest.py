@@ -39,7 +39,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydicom.dataset import Dataset
 from tqdm.auto import tqdm
 
@@ -47,7 +46,7 @@ from medvl.data.manifest import SPLITS, ManifestRow, write_manifest
 from medvl.deid.dicom import deidentify_file, known_identifiers, patient_pseudonym
 from medvl.deid.text import scrub_report
 from medvl.errors import ConfigError, MedVLError
-from medvl.files import atomic_directory, atomic_write_text
+from medvl.files import atomic_directory, atomic_write_text, read_yaml_mapping
 from medvl.io.dicom import is_dicom_file, read_header
 from medvl.io.study import role_rank, view_role
 from medvl.privacy import hash_identifier
@@ -124,14 +123,7 @@ class IngestConfig:
     def from_yaml(cls, path: str | Path) -> IngestConfig:
         """Read and check a YAML ingest config."""
         path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError("config file not found", path) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", path) from exc
-        if values is not None and not isinstance(values, Mapping):
-            raise ConfigError("expected a mapping at the top level", path)
+        values = read_yaml_mapping(path)
         try:
             return cls.from_dict(values)
         except ConfigError as exc:

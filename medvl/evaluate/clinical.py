@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from medvl.errors import ConfigError, MedVLError
+from medvl.errors import ConfigError
 from medvl.evaluate.chexpert import OBSERVATIONS, label_chexpert
 from medvl.evaluate.labeler import NEGATIVE, POSITIVE
-from medvl.evaluate.nlg import _keyed  # the same reading of dicts and lists as the NLG metrics
+from medvl.evaluate.nlg import paired_texts  # the same reading and checks as the NLG metrics
 
 UNCERTAIN_AS = (NEGATIVE, POSITIVE)
 
@@ -44,7 +44,7 @@ def clinical_metrics(
     """
     if uncertain_as not in UNCERTAIN_AS:
         raise ConfigError(f"uncertain_as: expected one of {', '.join(UNCERTAIN_AS)}, got {uncertain_as!r}")
-    refs, hyps = _paired(references, hypotheses)
+    refs, hyps = paired_texts(references, hypotheses)
     counts = {observation: {"tp": 0, "fp": 0, "fn": 0} for observation in OBSERVATIONS}
     for key, reference in refs.items():
         truth = _present(reference, uncertain_as)
@@ -83,18 +83,4 @@ def _scores(tp: int, fp: int, fn: int) -> dict[str, float]:
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1}
-
-
-def _paired(references: _Texts, hypotheses: _Texts) -> tuple[dict[str, str], dict[str, str]]:
-    refs, hyps = _keyed(references, "references"), _keyed(hypotheses, "hypotheses")
-    if refs.keys() != hyps.keys():
-        missing = sorted(set(refs) - set(hyps))[:3]
-        extra = sorted(set(hyps) - set(refs))[:3]
-        raise MedVLError(
-            f"references and hypotheses must cover the same studies ({len(refs)} vs {len(hyps)} texts; "
-            f"without hypothesis: {missing or 'none'}; without reference: {extra or 'none'})"
-        )
-    if not refs:
-        raise MedVLError("no texts to score: references and hypotheses are empty")
-    return refs, hyps
 

@@ -58,6 +58,16 @@ def _coco_texts(
     references: _Texts, hypotheses: _Texts, cleaning: CleaningConfig | None
 ) -> tuple[_CocoTexts, _CocoTexts]:
     """``{id: [text]}`` for each side, as the pycocoevalcap scorers take them."""
+    refs, hyps = paired_texts(references, hypotheses)
+
+    def prepare(text: str) -> list[str]:
+        return [" ".join((clean_report(text, cleaning) if cleaning else text).split())]
+
+    return {key: prepare(text) for key, text in refs.items()}, {key: prepare(text) for key, text in hyps.items()}
+
+
+def paired_texts(references: _Texts, hypotheses: _Texts) -> tuple[dict[str, str], dict[str, str]]:
+    """References and hypotheses keyed by study, checked to cover the same, non-empty set."""
     refs, hyps = _keyed(references, "references"), _keyed(hypotheses, "hypotheses")
     if refs.keys() != hyps.keys():
         missing = sorted(set(refs) - set(hyps))[:3]
@@ -68,11 +78,7 @@ def _coco_texts(
         )
     if not refs:
         raise MedVLError("no texts to score: references and hypotheses are empty")
-
-    def prepare(text: str) -> list[str]:
-        return [" ".join((clean_report(text, cleaning) if cleaning else text).split())]
-
-    return {key: prepare(text) for key, text in refs.items()}, {key: prepare(text) for key, text in hyps.items()}
+    return refs, hyps
 
 
 def _keyed(texts: _Texts, what: str) -> dict[str, str]:

@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medvl.errors import ConfigError
+from medvl.files import read_yaml_mapping
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 SELECT_BY = ("loss", "finding_accuracy")
@@ -201,14 +200,7 @@ class TrainConfig:
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """Read and check a YAML config file."""
         path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError("config file not found", path) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", path) from exc
-        if not isinstance(values, Mapping):
-            raise ConfigError("expected a mapping at the top level", path)
+        values = read_yaml_mapping(path)
         try:
             return cls.from_dict(values)
         except ConfigError as exc:
