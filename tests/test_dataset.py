@@ -72,11 +72,27 @@ def test_second_epoch_decodes_no_file(tmp_path, load_calls):
     dataset = StudyDataset(rows, CONFIG, "train", train=True)
     assert len(load_calls) == 6  # 3 studies x 2 views, read once while caching
 
-    first, second = epoch(dataset), epoch(dataset)
+    first = epoch(dataset)
+    dataset.set_epoch(1)
+    second = epoch(dataset)
 
     assert len(load_calls) == 6
     assert not torch.equal(first[0]["image"], second[0]["image"])  # augmentation drawn per epoch
     assert first[0]["image"].shape == (2, 2, 1, 32, 32)
+
+
+def test_augmentation_depends_on_seed_epoch_and_sample_only(tmp_path):
+    rows = [make_row(tmp_path, f"s{i}") for i in range(3)]
+    run, rerun, other_seed = (StudyDataset(rows, CONFIG, "train", train=True, seed=seed) for seed in (7, 7, 8))
+    for dataset in (run, rerun, other_seed):
+        dataset.set_epoch(2)
+    reference = run[1]["image"]
+    for index in (2, 0, 1):  # a different access order (another worker, a resumed epoch)...
+        rerun[index]
+    assert torch.equal(rerun[1]["image"], reference)  # ...draws the same augmentation
+    assert not torch.equal(other_seed[1]["image"], reference)
+    run.set_epoch(3)
+    assert not torch.equal(run[1]["image"], reference)
 
 
 def test_disk_cache_is_reused_by_a_later_run_with_the_same_settings(tmp_path, load_calls):

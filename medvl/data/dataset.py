@@ -61,6 +61,10 @@ class StudyDataset(Dataset):
     ``cache_dir`` keeps the cache on disk (one sub-folder per transform settings) instead of in
     memory; ``load_threads`` read studies in parallel while the cache fills; ``skip_bad`` leaves
     out studies that fail to load (see the module notes) instead of raising.
+
+    Augmentation is a function of ``(seed, epoch, sample index)`` (:meth:`set_epoch`), not of a
+    random state carried from sample to sample: a resumed run, or one with more loader workers
+    or processes, augments every sample exactly as an uninterrupted single-process run does.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class StudyDataset(Dataset):
         cache_dir: str | Path | None = None,
         skip_bad: bool = True,
         load_threads: int = 1,
+        seed: int = 0,
     ) -> None:
         if split is not None and split not in SPLITS:
             raise ManifestError(f"split must be one of {'/'.join(SPLITS)}, got {split!r}")
@@ -87,6 +92,7 @@ class StudyDataset(Dataset):
         else:
             self._cached = PersistentDataset(items, cached_part, cache_dir=self.cache_dir)
         self._per_epoch = Compose(per_epoch_transforms(config, train))
+        self.seed, self.epoch = seed, 0
         self.failures = self._load_all(items, skip_bad, load_threads)
         self._indices = [index for index, item in enumerate(items) if item["study_id"] not in self.failures]
         if not self._indices:
@@ -97,7 +103,12 @@ class StudyDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         cached = self._cached[self._indices[index]]
+        self._per_epoch.set_random_state(seed=sample_seed(self.seed, self.epoch, index))
         return self._per_epoch(copy.deepcopy(cached))  # random transforms must not alter the cache
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the augmentation of epoch ``epoch`` from now on."""
+        self.epoch = epoch
 
     @property
     def study_ids(self) -> list[str]:
@@ -127,6 +138,12 @@ class StudyDataset(Dataset):
         if failures:
             logger.warning("left out %d of %d studies that could not be loaded", len(failures), len(items))
         return failures
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of sample ``index`` in epoch ``epoch`` of a run seeded ``seed``."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{index}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
 
 
 def config_digest(config: TransformConfig) -> str:
