@@ -70,9 +70,27 @@ def _synth_iu_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decoding_changes(args: argparse.Namespace) -> dict[str, int]:
+DECODING_FLAGS = {  # flag -> DecodingConfig field
+    "beams": "num_beams",
+    "max_new_tokens": "max_new_tokens",
+    "min_new_tokens": "min_new_tokens",
+    "no_repeat_ngram_size": "no_repeat_ngram_size",
+    "length_penalty": "length_penalty",
+}
+
+
+def _add_decoding_flags(command: argparse.ArgumentParser) -> None:
+    """The decoding options of ``report`` and ``eval`` (each defaults to the model's setting)."""
+    command.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
+    command.add_argument("--max-new-tokens", type=int, default=None, help="longest draft in tokens")
+    command.add_argument("--min-new-tokens", type=int, default=None, help="shortest draft in tokens")
+    command.add_argument("--no-repeat-ngram-size", type=int, default=None, help="never repeat an n-gram of this size")
+    command.add_argument("--length-penalty", type=float, default=None, help="beam search: > 1 favours longer drafts")
+
+
+def _decoding_changes(args: argparse.Namespace) -> dict[str, float]:
     """The decoding settings given on the command line (the model's defaults for the rest)."""
-    changes = {"num_beams": args.beams, "max_new_tokens": getattr(args, "max_new_tokens", None)}
+    changes = {field: getattr(args, flag, None) for flag, field in DECODING_FLAGS.items()}
     return {name: value for name, value in changes.items() if value is not None}
 
 
@@ -232,8 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--no-overlay", dest="overlay", action="store_false", help="do not write attention overlays")
     report.add_argument("--batch-size", type=int, default=8)
-    report.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
-    report.add_argument("--max-new-tokens", type=int, default=None, help="longest draft in tokens (default: the model's)")
+    _add_decoding_flags(report)
     report.set_defaults(run=_cmd_report)
 
     train = commands.add_parser("train", help="train a model from a YAML config")
@@ -262,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--split", default="test", help="which split to draft (default test)")
     evaluation.add_argument("--limit", type=int, default=None, help="draft at most this many studies")
     evaluation.add_argument("--batch-size", type=int, default=16)
-    evaluation.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
+    _add_decoding_flags(evaluation)
     evaluation.add_argument("--meteor", action="store_true", help="also compute METEOR (needs Java)")
     evaluation.add_argument("--grounding", action="store_true",
                             help="score the maps instead: pointing game and mass inside the lesion masks (phantoms)")

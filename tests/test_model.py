@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medvl.errors import ConfigError, ModelError
-from medvl.model import MedVLConfig, MedVLModel
+from medvl.model import MedVLConfig
 from medvl.model.loading import build_model, load_model, save_model
 from medvl.text import train_tokenizer
 
@@ -109,3 +109,25 @@ def test_missing_model_folder_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="not a medvl model folder: missing config.json"):
         (tmp_path / "empty").mkdir()
         load_model(tmp_path / "empty")
+
+
+def test_finding_pos_weight_scales_exactly_the_missed_positives(tokenizer):
+    """One image, one label present and one absent: the absent label's loss is unchanged, the
+    present label's is multiplied by the weight (study level; here no token labels)."""
+    def finding_loss(pos_weight: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        config = tiny_config()
+        config.finding_labels, config.finding_pos_weight = ["nodule:left", "mass:left"], pos_weight
+        model = build_model(config, tokenizer).eval()
+        images, view_mask = torch.randn(1, 2, 1, 64, 64), torch.ones(1, 2, dtype=torch.bool)
+        ids = torch.tensor([[tokenizer.bos_token_id, 10, tokenizer.eos_token_id]])
+        with torch.no_grad():
+            out = model(images, view_mask, ids, labels=ids, finding_targets=torch.tensor([[1.0, 0.0]]))
+        return out.finding_loss, out.finding_logits[0]
+
+    plain, logits = finding_loss(1.0)
+    weighted, _ = finding_loss(5.0)
+    positive = torch.nn.functional.softplus(-logits[0])  # BCE of the present label
+    assert torch.allclose(weighted - plain, 4.0 * positive, atol=1e-5)
+    with pytest.raises(ConfigError, match="finding_pos_weight"):
+        MedVLConfig(finding_pos_weight=0)

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import yaml
-
 from train_fixtures import tiny_run
 
 from medvl.cli import main

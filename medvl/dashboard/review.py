@@ -17,7 +17,7 @@ from typing import Any
 
 from medvl import DRAFT_NOTICE
 from medvl.evaluate import label_report, nlg_metrics, score_study
-from medvl.evaluate.run import _reference as reference_target
+from medvl.evaluate.run import reference_target
 from medvl.findings import FINDING_KINDS
 from medvl.report.draft import Draft
 from medvl.report.drafting import Drafter

@@ -53,7 +53,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from medvl.data.manifest import SPLITS
-from medvl.data.phantom.dataset import CARD_NAME, MANIFEST_NAME, _write_masks, compatible
+from medvl.data.phantom.dataset import CARD_NAME, MANIFEST_NAME, compatible, write_masks
 from medvl.data.phantom.radiograph import RADIOGRAPH_VIEWS, make_chest_radiograph
 from medvl.data.phantom.study import REPORT_STREAM, stream
 from medvl.data.phantom.writers import write_study_images
@@ -202,7 +202,7 @@ def write_iu_phantom(
         drawn, not_drawn = iu_findings(study.report, stream(own_seed, REPORT_STREAM))
         phantom = make_chest_radiograph(drawn, own_seed, size=image_size, views=views)
         images = write_study_images(out_dir / "studies" / study.study_id, phantom, image_format="png")
-        _write_masks(out_dir / "masks" / f"{study.study_id}.npz", phantom)
+        write_masks(out_dir / "masks" / f"{study.study_id}.npz", phantom)
         row: dict[str, Any] = {
             "study_id": study.study_id,
             "images": [path.relative_to(out_dir).as_posix() for path in images],

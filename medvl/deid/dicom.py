@@ -48,7 +48,7 @@ from pydicom.sr.codedict import codes
 from medvl.deid.text import KnownIdentifiers
 from medvl.errors import ScanError
 from medvl.files import atomic_path
-from medvl.io.dicom import _pydicom_errors, _read_complete, read_header
+from medvl.io.dicom import pydicom_errors, read_complete, read_header
 from medvl.privacy import hash_identifier
 
 SEED_LENGTH = 64  # hex characters of the per-patient dicognito seed
@@ -167,8 +167,8 @@ def deidentify_file(source: str | Path, destination: str | Path) -> Path:
     """
     source, destination = Path(source), Path(destination)
     header = read_header(source)
-    with _pydicom_errors(source):
-        dataset = _read_complete(source, header)
+    with pydicom_errors(source):
+        dataset = read_complete(source, header)
     deidentify_dataset(dataset, source)
     with atomic_path(destination) as tmp:
         dataset.save_as(tmp, enforce_file_format=True)

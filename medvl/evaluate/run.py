@@ -79,7 +79,7 @@ def evaluate(
         else:
             drafts[row.study_id] = clean_report(" ".join(result.sections.values()), cleaning)
     scored = [row for row in rows if row.study_id in drafts]
-    references = {row.study_id: _reference(drafter, row.report) for row in scored}
+    references = {row.study_id: reference_target(drafter, row.report) for row in scored}
 
     scores: dict[str, Any] = {
         "model": {"name": drafter.model.config.model_name, "version": drafter.version},
@@ -100,7 +100,7 @@ def evaluate(
     return scores
 
 
-def _reference(drafter: Drafter, report: str) -> str:
+def reference_target(drafter: Drafter, report: str) -> str:
     """The reference text scored against: the report's sections the model writes, cleaned alike."""
     target = drafter.model.config.report_target(report)
     return " ".join(token for token in target.split() if not (token.startswith("[") and token.endswith("]")))

@@ -75,7 +75,7 @@ def is_dicom_file(path: Path) -> bool:
 
 def read_header(path: Path) -> Dataset:
     """The file's data set without its pixel data (cheap: for checking, grouping and sorting)."""
-    with _pydicom_errors(path):
+    with pydicom_errors(path):
         return pydicom.dcmread(path, stop_before_pixels=True)
 
 
@@ -127,7 +127,7 @@ def read_dicom_series(series: DicomSeries) -> Study:
     if len(series.files) == 1:
         return read_dicom_file(series.files[0])
     folder = series.files[0].parent
-    with _pydicom_errors(folder):
+    with pydicom_errors(folder):
         view = _stack_view(series, folder)
     return _study_of(series.headers[0], view, folder)
 
@@ -137,8 +137,8 @@ def read_dicom_series(series: DicomSeries) -> Study:
 
 def _file_view(path: Path, header: Dataset) -> View:
     """The view of one file; a multi-frame object becomes a volume."""
-    with _pydicom_errors(path):
-        dataset = _read_complete(path, header)
+    with pydicom_errors(path):
+        dataset = read_complete(path, header)
         frames = _frame_count(dataset)
         check_dimensions(_frame_shape(dataset, path) + ((frames,) if frames > 1 else ()), path)
         orientation = _frame_value(dataset, "ImageOrientationPatient", "PlaneOrientationSequence")
@@ -214,8 +214,8 @@ def _stack_view(series: DicomSeries, folder: Path) -> View:
     slices = np.empty((len(order), rows, columns), dtype=np.float32)  # filled slice by slice
     for k, index in enumerate(order):
         path = series.files[index]
-        with _pydicom_errors(path):
-            pixels, photometric = _decode(_read_complete(path, headers[index]), path)
+        with pydicom_errors(path):
+            pixels, photometric = _decode(read_complete(path, headers[index]), path)
         slices[k] = pixels[0]
     volume = np.moveaxis(slices, 0, -1)  # (rows, columns, slices), a view: no copy
     spacing = (*_pixel_spacing(headers[0]), slice_spacing)
@@ -289,7 +289,7 @@ def _same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 @contextmanager
-def _pydicom_errors(path: Path) -> Iterator[None]:
+def pydicom_errors(path: Path) -> Iterator[None]:
     """Turn what pydicom raises for a malformed file into a ScanError naming the file."""
     try:
         yield
@@ -303,7 +303,7 @@ def _pydicom_errors(path: Path) -> Iterator[None]:
         raise ScanError(f"cannot read this DICOM file: {type(exc).__name__}: {exc}", path) from exc
 
 
-def _read_complete(path: Path, header: Dataset) -> Dataset:
+def read_complete(path: Path, header: Dataset) -> Dataset:
     """Read the whole file, refusing one cut short or without pixel data."""
     dataset = pydicom.dcmread(path)
     has_pixels = any(keyword in dataset for keyword in PIXEL_KEYWORDS)

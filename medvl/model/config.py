@@ -40,6 +40,9 @@ class MedVLConfig(PreTrainedConfig):
             teaches the encoder the findings directly, which keeps a small model from
             writing the commonest report whatever the image.
         finding_loss_weight: weight of that head's binary cross-entropy in the training loss.
+        finding_pos_weight: weight of the positive terms of that cross-entropy (``pos_weight``):
+            above 1, a rare small finding (a calcified granuloma is one visual token of 128)
+            pulls on the encoder as hard as the many tokens without it.
         finding_feedback: add each visual token's finding probabilities (the head's output,
             through a learned linear map) back into the token, so the language model reads
             "right pleural effusion here" directly instead of re-deriving it from features.
@@ -59,6 +62,7 @@ class MedVLConfig(PreTrainedConfig):
         model_name: str = "medvl",
         finding_labels: list[str] | None = None,
         finding_loss_weight: float = 1.0,
+        finding_pos_weight: float = 1.0,
         finding_feedback: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -84,6 +88,9 @@ class MedVLConfig(PreTrainedConfig):
         if finding_loss_weight < 0:
             raise ConfigError(f"finding_loss_weight: expected a number >= 0, got {finding_loss_weight!r}")
         self.finding_loss_weight = float(finding_loss_weight)
+        if finding_pos_weight <= 0:
+            raise ConfigError(f"finding_pos_weight: expected a positive number, got {finding_pos_weight!r}")
+        self.finding_pos_weight = float(finding_pos_weight)
         if finding_feedback and not self.finding_labels:
             raise ConfigError("finding_feedback needs finding_labels (a finding head)")
         self.finding_feedback = bool(finding_feedback)

@@ -222,21 +222,25 @@ class MedVLModel(PreTrainedModel):
             finding_logits=finding_logits,
         )
 
-    @staticmethod
     def _finding_loss(
+        self,
         token_logits: torch.Tensor,
         finding_logits: torch.Tensor,
         finding_targets: torch.Tensor,
         token_targets: torch.Tensor | None,
         token_known: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Study-level BCE, plus token-level BCE where the token labels are known (summed over labels)."""
+        """Study-level BCE, plus token-level BCE where the token labels are known (summed over labels);
+        positive terms weighted by ``config.finding_pos_weight``."""
         n_labels = finding_logits.shape[-1]
-        loss = n_labels * F.binary_cross_entropy_with_logits(finding_logits, finding_targets.to(finding_logits.dtype))
+        pos_weight = torch.tensor(self.config.finding_pos_weight, dtype=finding_logits.dtype, device=finding_logits.device)
+        loss = n_labels * F.binary_cross_entropy_with_logits(
+            finding_logits, finding_targets.to(finding_logits.dtype), pos_weight=pos_weight
+        )
         if token_targets is not None and token_known is not None and bool(token_known.any()):
             known = token_known.to(torch.bool)
             per_token = F.binary_cross_entropy_with_logits(
-                token_logits[known], token_targets[known].to(token_logits.dtype), reduction="none"
+                token_logits[known], token_targets[known].to(token_logits.dtype), reduction="none", pos_weight=pos_weight
             )
             loss = loss + per_token.sum(dim=-1).mean()
         return loss

@@ -119,7 +119,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     with accelerator.main_process_first():
         rows = _training_rows(config)
-    model, tokenizer = _model_and_tokenizer(config, rows, output, accelerator, resume)
+    training_rows = [row for row in rows if row.split == config.data.train_split]
+    model, tokenizer = _model_and_tokenizer(config, training_rows, output, accelerator, resume)
     _use_channels_last(model)
     collator = ReportCollator(tokenizer, model.config, model.grid_shape)
     transforms = model.config.transform_config
@@ -294,23 +295,22 @@ def _training_rows(config: TrainConfig) -> list[ManifestRow]:
 
 def _model_and_tokenizer(
     config: TrainConfig,
-    rows: list[ManifestRow],
+    training: list[ManifestRow],
     output: Path,
     accelerator: Accelerator,
     resume: bool,
 ) -> tuple[MedVLModel, PreTrainedTokenizerFast]:
     """The model to train and its tokenizer (a trained model to fine-tune, or a new one), with
-    the configured parts frozen and LoRA adapters added."""
+    the configured parts frozen and LoRA adapters added. ``training``: the training split's rows."""
     finetune = config.finetune
     if finetune.init_from is not None:
         model, tokenizer = _trained_model(finetune.init_from, config.model)
         if finetune.extend_vocabulary:
-            training = [row for row in rows if row.split == config.data.train_split]
             targets = [model.config.report_target(row.report) for row in training]
             added = extend_vocabulary(model, tokenizer, targets, config.tokenizer.min_frequency)
             logger.info("added %d words to the vocabulary", added)
     else:
-        model, tokenizer = _new_model(config, rows, output, accelerator, resume)
+        model, tokenizer = _new_model(config, training, output, accelerator, resume)
     freeze(model, finetune.freeze)
     if finetune.lora is not None:
         add_lora(model, finetune.lora_settings)
@@ -344,7 +344,7 @@ def extend_vocabulary(
 
 def _new_model(
     config: TrainConfig,
-    rows: list[ManifestRow],
+    training: list[ManifestRow],
     output: Path,
     accelerator: Accelerator,
     resume: bool,
@@ -353,16 +353,14 @@ def _new_model(
     tokenizer, or a language model built from config with a vocabulary learned here."""
     arguments = {key: value for key, value in config.model.items() if key != "language_model_dir"}
     if arguments.pop("finding_head", False):  # labels: every finding seen in the training split
-        training = [row for row in rows if row.split == config.data.train_split]
         arguments["finding_labels"] = sorted({finding_label(f) for row in training for f in row.findings})
     model_config = MedVLConfig(**arguments)
     if config.model.get("language_model_dir"):
         return build_model_with_language_model(model_config, config.model["language_model_dir"])
     folder = output / "tokenizer"
     if accelerator.is_main_process and not (resume and folder.is_dir()):
-        train_split = [row for row in rows if row.split == config.data.train_split]
         tokenizer = train_tokenizer(
-            [model_config.report_target(row.report) for row in train_split],
+            [model_config.report_target(row.report) for row in training],
             kind=config.tokenizer.kind,
             min_frequency=config.tokenizer.min_frequency,
             model_max_length=int(model_config.text["max_length"]) + 2,

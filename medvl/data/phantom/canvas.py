@@ -36,7 +36,7 @@ class RadiographCanvas:
 
     @classmethod
     def empty(cls, view: str, grid: PlaneGrid, thorax: Thorax, lung_sdf: dict[str, FloatArray]) -> RadiographCanvas:
-        zeros = lambda: np.zeros(grid.shape, dtype=np.float32)  # noqa: E731
+        zeros = lambda: np.zeros(grid.shape, dtype=np.float32)
         return cls(view, grid, thorax, lung_sdf, zeros(), zeros(), zeros())
 
     @property

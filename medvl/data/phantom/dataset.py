@@ -178,7 +178,8 @@ def _make_study(
     return make_chest_ct(findings, study_seed, shape=image_size or DEFAULT_CT_SHAPE)
 
 
-def _write_masks(path: Path, study: PhantomStudy) -> None:
+def write_masks(path: Path, study: PhantomStudy) -> None:
+    """Save every view's finding masks of ``study`` to ``path`` (npz: ``view{v}_finding{f}``), atomically."""
     arrays = {
         f"view{v}_finding{f}": mask.astype(bool)
         for v, view in enumerate(study.views)
@@ -241,7 +242,7 @@ def write_phantom_dataset(
             identity=_identity(index + 1),
             uid_seed=f"medvl-phantom/{seed}/{study_id}",
         )
-        _write_masks(out_dir / "masks" / f"{study_id}.npz", study)
+        write_masks(out_dir / "masks" / f"{study_id}.npz", study)
         row = {
             "study_id": study_id,
             "images": [path.relative_to(out_dir).as_posix() for path in images],
