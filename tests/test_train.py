@@ -32,6 +32,9 @@ def test_training_lowers_the_validation_loss_and_saves_a_loadable_best_model(tmp
     model, tokenizer = load_model(best)
     assert model.config.text["max_length"] == 120 and len(tokenizer) > 20
 
+    train(config)  # a fresh run in the same folder starts a fresh log
+    assert len(losses(tmp_path / "run")) == 6
+
 
 def test_resume_after_a_stop_continues_to_the_same_step_count(tmp_path):
     values = tiny_run(tmp_path, epochs=2)
@@ -66,3 +69,15 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
     assert factors[100] == pytest.approx(0.1)
+
+
+def test_training_stops_after_patience_validations_without_improvement(tmp_path):
+    # a learning rate below float precision leaves the weights unchanged, and a frozen encoder its
+    # batch-norm statistics: the validation loss stays exactly the same
+    values = tiny_run(tmp_path, epochs=6, learning_rate=1e-30, patience=2)
+    config = TrainConfig.from_dict({**values, "finetune": {"freeze": ["encoder"]}})
+
+    train(config)
+
+    assert len(losses(tmp_path / "run")) == 3  # the first sets the best, two more without a better one
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 3

@@ -96,6 +96,7 @@ class LoopConfig:
     eval_decoding: dict[str, Any] = field(default_factory=lambda: {"num_beams": 1})
     max_minutes: float | None = None  # stop early (after a checkpoint) once this much time has passed
     max_steps: int | None = None  # stop after this many optimiser steps (tests, smoke runs)
+    patience: int | None = None  # stop after this many validations in a row without a better score
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
@@ -114,6 +115,9 @@ class LoopConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"train.{name}: expected a positive integer, got {value!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or isinstance(self.patience, bool)
+                                          or self.patience < 1):
+            raise ConfigError(f"train.patience: expected a positive integer, got {self.patience!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"train.learning_rate: expected a positive number, got {self.learning_rate!r}")
 

@@ -82,6 +82,7 @@ class LoopState:
     epoch: int = 0  # current epoch
     batches_done: int = 0  # batches of the current epoch already trained on
     best_score: float = -math.inf  # higher is better (the negative loss when selecting by loss)
+    since_best: int = 0  # validations since the best score (early stopping)
     seconds: float = 0.0  # training time spent in earlier runs of this training
 
     def state_dict(self) -> dict[str, Any]:
@@ -172,6 +173,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     elif accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        (output / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run does not append to an old run's log
     accelerator.init_trackers("medvl", config=_flat(config.to_dict()))
 
     started = time.monotonic() - state.seconds
@@ -235,7 +237,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             _append_metrics(output / "metrics.jsonl", metrics)
             if score > state.best_score:
                 save_model(accelerator.unwrap_model(model), tokenizer, output / "best")
+        state.since_best = 0 if score > state.best_score else state.since_best + 1
         state.best_score = max(state.best_score, score)
+        if loop.patience is not None and state.since_best >= loop.patience:
+            logger.info("no better validation score for %d epochs: stopping early", state.since_best)
+            stop = True
         _checkpoint(accelerator, state, started, checkpoint)
         progress.write(
             f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
