@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=_cmd_synth)
     report = commands.add_parser("report", help="draft radiology reports for studies")
     report.add_argument("paths", nargs="+", help="DICOM file or folder, NIfTI, PNG/JPEG, a study folder, or sample:<name>")
-    report.add_argument("--model", default=None, help="model folder, or an embedded model: cxr (default), ct")
+    report.add_argument("--model", default=None, help="model folder, or an embedded model: cxr (default), ct, iu")
     report.add_argument("--out", type=Path, default=None, help="write drafts here instead of printing them")
     report.add_argument(
         "--format", type=_report_formats, default=["text", "json"],
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser("eval", help="draft a manifest's studies and score the drafts")
     evaluation.add_argument("--data", type=Path, required=True, help="a manifest, or a folder holding manifest.jsonl")
     evaluation.add_argument("--out", type=Path, required=True, help="folder for eval.json and drafts.jsonl")
-    evaluation.add_argument("--model", default=None, help="model folder, or an embedded model: cxr (default), ct")
+    evaluation.add_argument("--model", default=None, help="model folder, or an embedded model: cxr (default), ct, iu")
     evaluation.add_argument("--split", default="test", help="which split to draft (default test)")
     evaluation.add_argument("--limit", type=int, default=None, help="draft at most this many studies")
     evaluation.add_argument("--batch-size", type=int, default=16)
