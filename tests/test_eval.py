@@ -26,8 +26,8 @@ def test_eval_reports_finding_accuracy_and_word_overlap(held_out, tmp_path, caps
 
     scores = json.loads((tmp_path / "eval.json").read_text())
     assert scores["n_drafted"] == scores["n_studies"] == 48
-    assert scores["findings"]["abnormal"]["accuracy"] >= 0.55  # 400 held-out phantoms (README): 0.737
-    assert scores["findings"]["normal"]["accuracy"] >= 0.85  # README: 0.99
+    assert scores["findings"]["abnormal"]["accuracy"] >= 0.55  # 400 held-out phantoms (README): 0.72
+    assert scores["findings"]["normal"]["accuracy"] >= 0.85  # README: 0.98
     assert 0.3 < scores["nlg"]["BLEU_4"] <= 1 and 0.5 < scores["nlg"]["ROUGE_L"] <= 1
     lines = (tmp_path / "drafts.jsonl").read_text().splitlines()
     assert len(lines) == 48 and {"study_id", "draft", "reference", "findings"} <= set(json.loads(lines[0]))

@@ -139,14 +139,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         collate_fn=collator,
         num_workers=loop.num_workers,
         drop_last=True,
-        generator=_loader_generator(loop.seed),
     )
     val_loader = DataLoader(
         val_set,
         batch_size=loop.batch_size,
         collate_fn=collator,
         num_workers=loop.num_workers,
-        generator=_loader_generator(loop.seed),
     )
 
     optimizer = torch.optim.AdamW(_parameter_groups(model, loop.weight_decay), lr=loop.learning_rate)
@@ -262,12 +260,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if len(set(checksums)) > 1:
         raise RuntimeError(f"the {len(checksums)} training processes ended with different weights: {checksums}")
     return output / "best"
-
-
-def _loader_generator(seed: int) -> torch.Generator:
-    """A data loader's own generator: starting an iterator (a resumed epoch's included) then draws
-    from it, not from the global stream that dropout draws from and a checkpoint restores."""
-    return torch.Generator().manual_seed(seed)
 
 
 def _use_channels_last(model: MedVLModel) -> None:
