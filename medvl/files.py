@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -97,3 +100,15 @@ def read_yaml_mapping(path: str | Path) -> dict:
     if not isinstance(values, dict):
         raise ConfigError("expected a mapping at the top level", path)
     return values
+
+
+def read_yaml_config(path: str | Path, build: Callable[[dict], T]) -> T:
+    """``build(mapping)`` of a YAML file; a :class:`medvl.errors.ConfigError` it raises names the file."""
+    from medvl.errors import ConfigError
+
+    path = Path(path)
+    values = read_yaml_mapping(path)
+    try:
+        return build(values)
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, path) from exc

@@ -46,7 +46,7 @@ from medvl.data.manifest import SPLITS, ManifestRow, write_manifest
 from medvl.deid.dicom import deidentify_file, known_identifiers, patient_pseudonym
 from medvl.deid.text import scrub_report
 from medvl.errors import ConfigError, MedVLError
-from medvl.files import atomic_directory, atomic_write_text, read_yaml_mapping
+from medvl.files import atomic_directory, atomic_write_text, read_yaml_config
 from medvl.io.dicom import is_dicom_file, read_header
 from medvl.io.study import role_rank, view_role
 from medvl.privacy import hash_identifier
@@ -122,12 +122,7 @@ class IngestConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> IngestConfig:
         """Read and check a YAML ingest config."""
-        path = Path(path)
-        values = read_yaml_mapping(path)
-        try:
-            return cls.from_dict(values)
-        except ConfigError as exc:
-            raise ConfigError(exc.problem, path) from exc
+        return read_yaml_config(path, cls.from_dict)
 
 
 def _check_splits(splits: Any) -> None:

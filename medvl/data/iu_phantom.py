@@ -53,7 +53,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from medvl.data.manifest import SPLITS
-from medvl.data.phantom.dataset import CARD_NAME, MANIFEST_NAME, compatible, write_masks
+from medvl.data.phantom.dataset import compatible, write_card_and_manifest, write_masks
 from medvl.data.phantom.radiograph import RADIOGRAPH_VIEWS, make_chest_radiograph
 from medvl.data.phantom.study import REPORT_STREAM, stream
 from medvl.data.phantom.writers import write_study_images
@@ -67,7 +67,6 @@ from medvl.evaluate.chexpert import (
     label_chexpert,
 )
 from medvl.evaluate.labeler import FINDING_PHRASES, POSITIVE, FindingKey, Mention, Phrase, label_report
-from medvl.files import atomic_write_text
 from medvl.findings import FINDING_KINDS, Finding
 
 DEFAULT_IMAGE_SIZE = 192
@@ -239,10 +238,7 @@ def write_iu_phantom(
             "unseen": "reports per CheXpert observation stated positive with nothing drawn for it",
         },
     }
-    atomic_write_text(out_dir / CARD_NAME, json.dumps(card, indent=2) + "\n")
-    manifest = out_dir / MANIFEST_NAME
-    atomic_write_text(manifest, "\n".join(lines) + "\n")  # last: it only names files already written
-    return manifest
+    return write_card_and_manifest(out_dir, card, lines)
 
 
 def _first_per_split(studies: list[IUStudy], limit: int) -> list[IUStudy]:

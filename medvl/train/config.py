@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medvl.errors import ConfigError
-from medvl.files import read_yaml_mapping
+from medvl.files import read_yaml_config
 
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 SELECT_BY = ("loss", "finding_accuracy")
@@ -203,12 +203,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """Read and check a YAML config file."""
-        path = Path(path)
-        values = read_yaml_mapping(path)
-        try:
-            return cls.from_dict(values)
-        except ConfigError as exc:
-            raise ConfigError(exc.problem, path) from exc
+        return read_yaml_config(path, cls.from_dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready mapping (saved beside each run)."""

@@ -19,6 +19,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -276,7 +277,13 @@ def write_phantom_dataset(
             "masks": "view{v}_finding{f}: v indexes the study's images, f its findings",
         },
     }
+    return write_card_and_manifest(out_dir, card, lines)
+
+
+def write_card_and_manifest(out_dir: Path, card: dict[str, Any], lines: list[str]) -> Path:
+    """Write ``dataset_card.json``, then ``manifest.jsonl`` (last: it only names files already
+    written); returns the manifest's path."""
     atomic_write_text(out_dir / CARD_NAME, json.dumps(card, indent=2) + "\n")
     manifest = out_dir / MANIFEST_NAME
-    atomic_write_text(manifest, "\n".join(lines) + "\n")  # last: it only names files already written
+    atomic_write_text(manifest, "\n".join(lines) + "\n")
     return manifest
