@@ -25,6 +25,7 @@ the end every process's weights are checksummed and compared, and a disagreement
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -103,19 +104,41 @@ def learning_rate_factor(step: int, warmup_steps: int, total_steps: int, min_rat
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run the training described by ``config``; returns the best model's directory."""
-    loop = config.train
-    output = Path(config.output_dir)
-    checkpoint = output / "checkpoints" / "last"
+    checkpoint = Path(config.output_dir) / "checkpoints" / "last"
     if resume and not checkpoint.is_dir():
         raise ConfigError(f"--resume: no checkpoint to resume from in {checkpoint}")
-    accelerator = Accelerator(
+    accelerator = _accelerator(config)
+    process_group = torch.distributed.group.WORLD  # None in a single process
+    best = _train(accelerator, config, resume)
+    # Free the DDP model before the process group, then the group from Python. Freed by the DDP
+    # model, the gloo group is destroyed holding the GIL while its worker thread waits for the GIL
+    # to free the last gathered tensors: a deadlock at exit in about 1 two-process run in 15
+    # (pytorch#56297). The group's own Python handle releases the GIL as it destroys it.
+    accelerator.free_memory()
+    del accelerator
+    gc.collect()
+    del process_group
+    return best
+
+
+def _accelerator(config: TrainConfig) -> Accelerator:
+    """The accelerate engine for this run: devices, processes, precision, logging."""
+    output = Path(config.output_dir)
+    return Accelerator(
         cpu=not torch.cuda.is_available(),  # without a GPU, several processes train on CPU (gloo)
-        mixed_precision=_mixed_precision(loop.mixed_precision),
-        gradient_accumulation_steps=loop.gradient_accumulation_steps,
+        mixed_precision=_mixed_precision(config.train.mixed_precision),
+        gradient_accumulation_steps=config.train.gradient_accumulation_steps,
         log_with="tensorboard",
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+
+
+def _train(accelerator: Accelerator, config: TrainConfig, resume: bool) -> Path:
+    """The training loop (see the module docstring); returns the best model's directory."""
+    loop = config.train
+    output = Path(config.output_dir)
+    checkpoint = output / "checkpoints" / "last"
     set_seed(loop.seed)
 
     with accelerator.main_process_first():
