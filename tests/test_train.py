@@ -11,6 +11,7 @@ from train_fixtures import tiny_run
 from medvl.cli import main
 from medvl.errors import ConfigError
 from medvl.model.loading import load_model
+from medvl.train.batching import abnormal_sampler
 from medvl.train.config import TrainConfig
 from medvl.train.loop import learning_rate_factor, train
 
@@ -38,6 +39,7 @@ def test_training_lowers_the_validation_loss_and_saves_a_loadable_best_model(tmp
 
 def test_resume_after_a_stop_continues_to_the_same_step_count(tmp_path):
     values = tiny_run(tmp_path, epochs=2)
+    values["data"]["abnormal_weight"] = 3.0  # resumes through the weighted sampler too
     config_path = tmp_path / "run.yaml"
     config_path.write_text(yaml.safe_dump({**values, "train": {**values["train"], "max_steps": 5}}))
     assert main(["train", "--config", str(config_path)]) == 0  # stops after 5 of 16 steps
@@ -61,6 +63,32 @@ def test_config_typos_are_refused_with_the_key_named(tmp_path):
     values = tiny_run(tmp_path)
     values["train"]["learning_rte"] = 1e-3
     with pytest.raises(ConfigError, match="train: unknown key\\(s\\) learning_rte"):
+        TrainConfig.from_dict(values)
+
+
+def test_abnormal_weight_draws_studies_with_findings_that_many_times_as_often():
+    abnormal = [index % 4 == 0 for index in range(400)]  # 100 abnormal, 300 normal
+    sampler = abnormal_sampler(abnormal, 3.0, seed=7)
+
+    draws = []
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        draws.append(list(sampler))
+    share = sum(abnormal[index] for draw in draws for index in draw) / (5 * 400)
+
+    assert all(len(draw) == 400 for draw in draws)
+    assert share == pytest.approx(300 / 600, abs=0.03)  # 100 x 3 against 300 x 1
+    assert draws[0] != draws[1]
+    again = abnormal_sampler(abnormal, 3.0, seed=7)
+    again.set_epoch(4)
+    assert list(again) == draws[4]  # every process draws the same epoch
+    assert abnormal_sampler(abnormal, 1.0, seed=7) is None
+
+
+def test_a_non_positive_abnormal_weight_is_refused(tmp_path):
+    values = tiny_run(tmp_path)
+    values["data"]["abnormal_weight"] = 0
+    with pytest.raises(ConfigError, match="data.abnormal_weight"):
         TrainConfig.from_dict(values)
 
 

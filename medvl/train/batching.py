@@ -1,4 +1,4 @@
-"""From dataset samples to model batches: report targets, token ids and labels."""
+"""From dataset samples to model batches: which samples (sampling), report targets, token ids and labels."""
 
 from __future__ import annotations
 
@@ -8,12 +8,42 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Sampler
 from transformers import PreTrainedTokenizerFast
 
 from medvl.data.dataset import collate
 from medvl.findings import finding_label
 from medvl.model.config import MedVLConfig
 from medvl.model.modeling import IGNORE_INDEX
+
+
+class WeightedEpochSampler(Sampler[int]):
+    """An epoch of ``len(weights)`` sample indices drawn with replacement in proportion to
+    ``weights`` (oversampling the rarer studies), the same draw on every process for one
+    ``(seed, epoch)``, as accelerate's sharding of the batches across processes requires."""
+
+    def __init__(self, weights: Sequence[float], seed: int) -> None:
+        self.weights = torch.as_tensor(weights, dtype=torch.double)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw epoch ``epoch``'s indices from now on (accelerate's loaders call it)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)  # as accelerate's seedable sampler
+        return iter(torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator).tolist())
+
+
+def abnormal_sampler(abnormal: Sequence[bool], abnormal_weight: float, seed: int) -> WeightedEpochSampler | None:
+    """A sampler drawing studies with findings ``abnormal_weight`` times as often as normal ones
+    (``None`` for 1: a plain shuffle)."""
+    if abnormal_weight == 1.0:
+        return None
+    return WeightedEpochSampler([abnormal_weight if flag else 1.0 for flag in abnormal], seed)
 
 
 def encode_targets(

@@ -57,6 +57,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     max_val_studies: int | None = 200  # studies drafted for model selection each epoch
+    abnormal_weight: float = 1.0  # draw training studies with findings this many times as often as normal ones
 
     def __post_init__(self) -> None:
         if isinstance(self.synthesize, Mapping):
@@ -65,6 +66,8 @@ class DataConfig:
                 "synthesize",
                 _from_mapping(SynthesisConfig, self.synthesize, "data.synthesize"),
             )
+        if not self.abnormal_weight > 0:
+            raise ConfigError(f"data.abnormal_weight: expected a positive number, got {self.abnormal_weight!r}")
 
 
 @dataclass(frozen=True)
