@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -33,7 +33,7 @@ class WeightedEpochSampler(Sampler[int]):
     def __len__(self) -> int:
         return len(self.weights)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)  # as accelerate's seedable sampler
         return iter(torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator).tolist())
 
