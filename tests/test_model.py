@@ -39,6 +39,9 @@ def tiny_config(spatial_dims: int = 2, **encoder) -> MedVLConfig:
         (2, {"feature_stage": 2, "token_grid": [2, 2]}, (2, 2)),
         (3, {"feature_stage": 3}, (2, 2, 2)),  # 32 voxels, stride 16
         (2, {"name": "densenet121", "feature_stage": 3}, (4, 4)),  # stride 16 after denseblock3
+        (2, {"feature_stage": 3, "detail_stage": 2, "token_grid": [2, 2]}, (2, 2)),
+        (3, {"feature_stage": 3, "detail_stage": 1}, (2, 2, 2)),
+        (2, {"name": "densenet121", "feature_stage": 3, "detail_stage": 2}, (4, 4)),
     ],
 )
 def test_visual_prefix_has_one_token_per_grid_cell_and_view(tokenizer, spatial_dims, encoder, grid):
@@ -53,6 +56,47 @@ def test_visual_prefix_has_one_token_per_grid_cell_and_view(tokenizer, spatial_d
     assert output.n_visual_tokens == views * torch.tensor(grid).prod().item()
     assert output.logits.shape == (2, 4, len(tokenizer))
     assert torch.isfinite(output.loss)
+
+
+def test_detail_stage_keeps_a_one_pixel_spot_that_the_deep_features_average_away(tokenizer):
+    """The detail channels are the earlier stage's maximum over each token's cell: a one-pixel
+    spot raises exactly the detail channels of the cell it lies in."""
+    encoder = build_model(tiny_config(feature_stage=3, detail_stage=1, token_grid=[2, 2]), tokenizer).encoder.eval()
+    deep_channels = encoder.out_channels - 16  # resnet10 at width 0.25: 16 channels after layer1
+    image = torch.zeros(1, 1, 64, 64)
+    spotted = image.clone()
+    spotted[0, 0, 10, 50] = 50.0  # upper right cell of the 2 x 2 grid
+    with torch.no_grad():
+        change = (encoder(spotted) - encoder(image))[0, deep_channels:].abs().amax(dim=0)
+        detail_only = encoder.stages[: encoder.detail_end](spotted) - encoder.stages[: encoder.detail_end](image)
+
+    assert encoder.out_channels == build_model(tiny_config(), tokenizer).encoder.out_channels + 16
+    assert change[0, 1] > 0 and change[0, 0] == change[1, 0] == change[1, 1] == 0
+    assert torch.isclose(change[0, 1], detail_only.abs().amax())
+
+
+def test_text_loss_scores_only_the_report_as_the_language_model_itself_would(tokenizer):
+    """The LM head runs over the report's positions only; the loss equals the language model's
+    own loss over the whole sequence with the visual prefix ignored."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config(), tokenizer).eval()
+    images, view_mask = torch.randn(2, 2, 1, 64, 64), torch.ones(2, 2, dtype=torch.bool)
+    ids = torch.tensor([[tokenizer.bos_token_id, 10, 11, tokenizer.eos_token_id]] * 2)
+    labels = ids.clone()
+    labels[:, 0] = -100
+    with torch.no_grad():
+        output = model(images, view_mask, ids, labels=labels)
+        visual = model.visual_tokens(images, view_mask)
+        prefix_labels = torch.full(visual.shape[:2], -100)
+        reference = model.language_model(
+            inputs_embeds=torch.cat([visual, model.get_input_embeddings()(ids)], dim=1),
+            labels=torch.cat([prefix_labels, labels], dim=1),
+        )
+
+    assert model._text_logits_only
+    assert output.logits.shape == (2, 4, len(tokenizer))
+    assert torch.allclose(output.logits, reference.logits[:, -4:], atol=1e-5)
+    assert torch.isclose(output.text_loss, reference.loss, atol=1e-6)
 
 
 def test_missing_view_uses_its_learned_embedding_whatever_the_pixels(tokenizer):
@@ -97,6 +141,8 @@ def test_model_folder_loads_with_transformers_automodel_offline_in_a_fresh_proce
 def test_bad_configs_are_refused_with_the_key_named(tokenizer):
     with pytest.raises(ConfigError, match="encoder.name: unknown network 'resnet11'"):
         tiny_config(name="resnet11")
+    with pytest.raises(ConfigError, match=r"encoder.detail_stage: expected a stage before feature_stage \(3\), got 3"):
+        tiny_config(feature_stage=3, detail_stage=3)
     with pytest.raises(ConfigError, match="has 128 positions but needs 136: 64 visual tokens"):
         build_model(
             MedVLConfig(encoder={"name": "resnet10", "feature_stage": 2}, text_config=TINY_TEXT,

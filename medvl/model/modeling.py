@@ -14,6 +14,7 @@ next-token cross-entropy on the report tokens only.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -44,6 +45,12 @@ class MedVLOutput(ModelOutput):
     text_loss: torch.Tensor | None = None
     finding_loss: torch.Tensor | None = None
     finding_logits: torch.Tensor | None = None
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each position's logits against the next position's label
+    (``IGNORE_INDEX`` skipped), in float32: the loss transformers' causal LMs compute."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
 
 
 def grid_position_embedding(grid_shape: tuple[int, ...], width: int) -> torch.Tensor:
@@ -97,6 +104,8 @@ class MedVLModel(PreTrainedModel):
         self.finding_head = nn.Linear(width, len(config.finding_labels)) if config.finding_labels else None
         self.finding_feedback = nn.Linear(len(config.finding_labels), width) if config.finding_feedback else None
         self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
+        # Score only the report's positions: the LM head over the visual prefix is wasted work.
+        self._text_logits_only = "logits_to_keep" in inspect.signature(self.language_model.forward).parameters
         self.frozen_parts: list[str] = []  # kept in evaluation mode (see medvl.model.adapters.freeze)
         self._check_sequence_fits()
         self.post_init()
@@ -194,30 +203,29 @@ class MedVLModel(PreTrainedModel):
         batch, n_visual = visual.shape[:2]
         prefix_mask = torch.ones(batch, n_visual, dtype=torch.long, device=visual.device)
         text_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        full_labels = None
-        if labels is not None:
-            ignored = torch.full((batch, n_visual), IGNORE_INDEX, dtype=labels.dtype, device=labels.device)
-            full_labels = torch.cat([ignored, labels], dim=1)
+        text_length = input_ids.shape[1]
         output = self.language_model(
             inputs_embeds=torch.cat([visual, text.to(visual.dtype)], dim=1),
             attention_mask=torch.cat([prefix_mask, text_mask.to(torch.long)], dim=1),
-            labels=full_labels,
             output_attentions=output_attentions,
+            **({"logits_to_keep": text_length} if self._text_logits_only else {}),
         )
+        logits = output.logits[:, -text_length:]
+        text_loss = None if labels is None else causal_lm_loss(logits, labels)
         finding_logits, finding_loss = None, None
         if token_logits is not None:
             finding_logits = token_logits.amax(dim=1)
             if finding_targets is not None:
                 finding_loss = self._finding_loss(token_logits, finding_logits, finding_targets, token_targets, token_known)
-        loss = output.loss
+        loss = text_loss
         if loss is not None and finding_loss is not None:
             loss = loss + self.config.finding_loss_weight * finding_loss
         return MedVLOutput(
             loss=loss,
-            logits=output.logits[:, n_visual:],
+            logits=logits,
             attentions=output.attentions,
             n_visual_tokens=n_visual,
-            text_loss=output.loss,
+            text_loss=text_loss,
             finding_loss=finding_loss,
             finding_logits=finding_logits,
         )
