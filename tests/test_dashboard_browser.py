@@ -84,10 +84,15 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
                 server.wait()
 
 
-def coloured_share(png: bytes) -> float:
-    """The share of pixels the colour map painted (grey pixels have red equal to blue)."""
+def coloured_pixels(png: bytes) -> np.ndarray:
+    """Where the colour map painted (grey pixels have red equal to blue)."""
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    return float((np.abs(rgb[..., 0] - rgb[..., 2]) > 60).mean())
+    return np.abs(rgb[..., 0] - rgb[..., 2]) > 60
+
+
+def coloured_share(png: bytes) -> float:
+    """The share of pixels the colour map painted."""
+    return float(coloured_pixels(png).mean())
 
 
 def keep_screenshot(screenshot: Path) -> None:
@@ -126,7 +131,7 @@ def test_clicking_a_sentence_draws_its_map_over_the_views(dashboard, tmp_path):
             sync_api.expect(overlays).to_have_count(2, timeout=WAIT_MS)
             sync_api.expect(page.locator("[data-medvl-overlay]")).to_be_visible()
             page.wait_for_load_state("networkidle")
-            after = coloured_share(overlays.first.screenshot())
+            painted = coloured_pixels(overlays.first.screenshot())
             screenshot = tmp_path / "dashboard.png"
             page.screenshot(path=screenshot, full_page=True)
             keep_screenshot(screenshot)
@@ -134,4 +139,6 @@ def test_clicking_a_sentence_draws_its_map_over_the_views(dashboard, tmp_path):
             browser.close()
 
     assert before < 0.001  # a radiograph alone is grey
-    assert after > 0.01  # the map paints where the sentence came from
+    assert painted.mean() > 0.003  # the map paints where the sentence came from: the right
+    rows, cols = np.nonzero(painted)  # costophrenic angle, low on the image's left (patient's right)
+    assert rows.mean() > 0.5 * painted.shape[0] and cols.mean() < 0.5 * painted.shape[1]
