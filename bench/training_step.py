@@ -29,24 +29,13 @@ from torch.utils.data import DataLoader
 from medvl.data.dataset import StudyDataset
 from medvl.data.manifest import read_manifest
 from medvl.data.phantom import write_phantom_dataset
-from medvl.findings import finding_label
-from medvl.model.config import MedVLConfig
 from medvl.model.loading import build_model
 from medvl.text import train_tokenizer
 from medvl.train.batching import ReportCollator
 from medvl.train.config import TrainConfig
+from medvl.train.loop import batch_loss, new_model_config
 
 DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
-
-
-def model_config(config: TrainConfig, labels: list[str], dropout: float | None) -> MedVLConfig:
-    """The config's model settings, with the finding labels, and the decoder's dropout set if given."""
-    values = {key: value for key, value in config.model.items() if key not in ("finding_head", "language_model_dir")}
-    if config.model.get("finding_head"):
-        values["finding_labels"] = labels
-    if dropout is not None:
-        values["text_config"] = {**values["text_config"], **dict.fromkeys(DROPOUT_KEYS, dropout)}
-    return MedVLConfig(**values)
 
 
 def step_seconds(model: torch.nn.Module, batches: list[dict], warmup: int = 2) -> float:
@@ -56,16 +45,7 @@ def step_seconds(model: torch.nn.Module, batches: list[dict], warmup: int = 2) -
     times = []
     for index, batch in enumerate(batches):
         started = time.perf_counter()
-        loss = model(
-            images=batch["image"],
-            view_mask=batch["view_mask"],
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            labels=batch["labels"],
-            finding_targets=batch.get("finding_targets"),
-            token_targets=batch.get("token_targets"),
-            token_known=batch.get("token_known"),
-        ).loss
+        loss = batch_loss(model, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -86,8 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         manifest = write_phantom_dataset(Path(folder), batch_size * 4, seed=1, normal_fraction=0.25, image_size=image_size)
         rows = read_manifest(manifest)
-        labels = sorted({finding_label(finding) for row in rows for finding in row.findings})
-        reference = model_config(config, labels, None)
+        reference = new_model_config(config, rows)
         tokenizer = train_tokenizer([reference.report_target(row.report) for row in rows], min_frequency=1)
         dataset = StudyDataset(rows, reference.transform_config, None, train=True)
         grid = build_model(reference, tokenizer).grid_shape
@@ -109,7 +88,10 @@ def main() -> None:
         baseline = None
         for name, (dropout, report_only) in variants.items():
             torch.manual_seed(0)
-            model = build_model(model_config(config, labels, dropout), tokenizer)
+            model_config = new_model_config(config, rows)
+            for key in DROPOUT_KEYS:
+                setattr(model_config.text_config, key, dropout)
+            model = build_model(model_config, tokenizer)
             if model.encoder.config.spatial_dims == 2:
                 model.encoder.to(memory_format=torch.channels_last)  # as medvl.train does
             model._text_logits_only = report_only

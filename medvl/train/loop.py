@@ -216,7 +216,7 @@ def _train(accelerator: Accelerator, config: TrainConfig, resume: bool) -> Path:
         model.train()
         for batch in batches:
             with accelerator.accumulate(model):
-                loss = _loss(model, batch)
+                loss = batch_loss(model, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), loop.grad_clip)
@@ -364,6 +364,15 @@ def extend_vocabulary(
     return len(new_words)
 
 
+def new_model_config(config: TrainConfig, training: list[ManifestRow]) -> MedVLConfig:
+    """The config of a new model from the training config's ``model`` section; with a finding head,
+    its labels are every finding seen in ``training`` (the training split's rows)."""
+    arguments = {key: value for key, value in config.model.items() if key != "language_model_dir"}
+    if arguments.pop("finding_head", False):
+        arguments["finding_labels"] = sorted({finding_label(f) for row in training for f in row.findings})
+    return MedVLConfig(**arguments)
+
+
 def _new_model(
     config: TrainConfig,
     training: list[ManifestRow],
@@ -373,10 +382,7 @@ def _new_model(
 ) -> tuple[MedVLModel, PreTrainedTokenizerFast]:
     """A fresh model and its tokenizer: a pretrained local language model with its own
     tokenizer, or a language model built from config with a vocabulary learned here."""
-    arguments = {key: value for key, value in config.model.items() if key != "language_model_dir"}
-    if arguments.pop("finding_head", False):  # labels: every finding seen in the training split
-        arguments["finding_labels"] = sorted({finding_label(f) for row in training for f in row.findings})
-    model_config = MedVLConfig(**arguments)
+    model_config = new_model_config(config, training)
     if config.model.get("language_model_dir"):
         return build_model_with_language_model(model_config, config.model["language_model_dir"])
     folder = output / "tokenizer"
@@ -406,7 +412,8 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[
     ]
 
 
-def _loss(model: MedVLModel, batch: dict[str, Any]) -> torch.Tensor:
+def batch_loss(model: MedVLModel, batch: dict[str, Any]) -> torch.Tensor:
+    """The training loss of one batch made by :class:`~medvl.train.batching.ReportCollator`."""
     return model(
         images=batch["image"],
         view_mask=batch["view_mask"],
@@ -435,7 +442,7 @@ def _validate(
     losses, ids, truths, drafts = [], [], [], []
     unwrapped = accelerator.unwrap_model(model)
     for batch in loader:
-        losses.append(accelerator.gather_for_metrics(_loss(model, batch).detach()[None]))
+        losses.append(accelerator.gather_for_metrics(batch_loss(model, batch).detach()[None]))
         if config.train.select_by == "finding_accuracy":
             targets = generate_targets(unwrapped, tokenizer, batch["image"], batch["view_mask"], decoding)
             texts = [" ".join(target_to_sections(target).values()) for target in targets]
