@@ -107,6 +107,18 @@ def test_lora_trains_only_the_adapters_and_the_unfrozen_parts(language_model_dir
     assert any(name.startswith("projector.") for name in changed)
 
 
+def test_freezing_the_projector_also_freezes_the_token_embeddings_added_to_its_output(language_model_dir):
+    model, tokenizer = build_model_with_language_model(small_config(), language_model_dir)
+    freeze(model, ["encoder", "projector"])
+    add_lora(model, LoraSettings(r=4, alpha=8, dropout=0.0))
+    before = copy.deepcopy(model.state_dict())
+
+    one_step(model, tokenizer)
+
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(before[name], value)}
+    assert changed and all("lora_" in name for name in changed), changed
+
+
 def test_adapters_are_saved_merged_and_alone_and_both_reload_to_the_same_drafts(language_model_dir, tmp_path):
     model, tokenizer = build_model_with_language_model(small_config(), language_model_dir)
     base = copy.deepcopy(model)

@@ -24,6 +24,9 @@ from torch import nn
 from medvl.errors import ConfigError, ModelError
 
 FREEZABLE_PARTS = ("encoder", "projector", "language_model")
+# The projector's part also holds the embeddings added to its output (where and in which view a
+# token lies): frozen with it, an adapter applied to the same base reproduces the tuned model.
+PROJECTOR_EMBEDDINGS = ("cell_embedding", "view_embedding", "missing_view_embedding")
 ADAPTER_FOLDER = "adapter"
 
 
@@ -61,6 +64,9 @@ def freeze(model: nn.Module, parts: Sequence[str]) -> None:
         raise ConfigError(f"freeze: unknown part(s) {', '.join(unknown)}; known: {', '.join(FREEZABLE_PARTS)}")
     for part in parts:
         getattr(model, part).requires_grad_(False)
+        if part == "projector":
+            for name in PROJECTOR_EMBEDDINGS:
+                getattr(model, name).requires_grad_(False)
         if part not in model.frozen_parts:
             model.frozen_parts.append(part)
     model.train(model.training)
