@@ -213,10 +213,41 @@ class Finding:
             raise ConfigError(f"finding '{self.kind}' needs size_mm between {low:g} and {high:g}, got {self.size_mm!r}")
 
 
-def finding_label(finding: Finding | dict[str, Any]) -> str:
+HEAD_SIDES = ("token", "study")  # how a finding head learns sides: see MedVLConfig.finding_sides
+
+
+def finding_label(finding: Finding | dict[str, Any], with_side: bool = True) -> str:
     """A finding's class label for auxiliary training: ``kind``, then side and device if any.
 
-    ``"pleural_effusion:left"``, ``"cardiomegaly"``, ``"support_device:right:central_line"``.
+    ``"pleural_effusion:left"``, ``"cardiomegaly"``, ``"support_device:right:central_line"``;
+    without the side: ``"pleural_effusion"``, ``"support_device:central_line"``.
     """
     values = finding.to_dict() if isinstance(finding, Finding) else finding
-    return ":".join(str(values[key]) for key in ("kind", "side", "device") if values.get(key))
+    keys = ("kind", "side", "device") if with_side else ("kind", "device")
+    return ":".join(str(values[key]) for key in keys if values.get(key))
+
+
+def study_labels(finding: Finding | dict[str, Any], sides: str = "token") -> list[str]:
+    """The finding-head labels a study with ``finding`` has (``sides``: see ``HEAD_SIDES``).
+
+    ``"token"``: its one label with the side (``"atelectasis:bilateral"``). ``"study"``: its label
+    without the side, plus one per side it is on: a bilateral finding is on the left *and* on
+    the right (``"atelectasis"``, ``"atelectasis:left"``, ``"atelectasis:right"``).
+    """
+    if sides == "token":
+        return [finding_label(finding)]
+    values = finding.to_dict() if isinstance(finding, Finding) else dict(finding)
+    side = values.get("side")
+    on = ("left", "right") if side == "bilateral" else (side,) if side else ()
+    return [finding_label(values, with_side=False)] + [finding_label({**values, "side": one}) for one in on]
+
+
+def token_labels(finding: Finding | dict[str, Any], sides: str = "token") -> list[str]:
+    """The labels a visual token reached by ``finding``'s mask has: ``"study"`` keeps the side
+    out, since what one cell shows does not say whether the other lung shows it too."""
+    return [finding_label(finding, with_side=sides == "token")]
+
+
+def label_has_side(label: str) -> bool:
+    """Whether a finding-head label names a side (``"nodule:left"``)."""
+    return any(part in SIDES for part in label.split(":"))

@@ -13,6 +13,7 @@ from transformers import AutoConfig, GPT2Config, PreTrainedConfig
 
 from medvl.data.transforms import TransformConfig
 from medvl.errors import ConfigError
+from medvl.findings import HEAD_SIDES
 from medvl.model.decoding import DecodingConfig
 from medvl.model.encoder import EncoderConfig
 from medvl.text import CleaningConfig, sections_to_target, split_sections
@@ -39,6 +40,14 @@ class MedVLConfig(PreTrainedConfig):
             multi-label head on the pooled visual tokens; empty for none. Training with it
             teaches the encoder the findings directly, which keeps a small model from
             writing the commonest report whatever the image.
+        finding_sides: how that head learns sides. ``"token"``: one label per kind and side
+            (``"atelectasis:bilateral"``), for each token its finding masks reach and for the
+            study. ``"study"``: each token learns only what its cell shows (``"atelectasis"``);
+            the sided labels (``"atelectasis:left"``, a bilateral finding counting on both sides)
+            are learnt from the study's labels alone, through the maximum over the tokens, so
+            the tokens that cannot tell a side (a lateral view, the vena cava segment that a
+            left and a right central line share) learn to stay quiet instead of being told
+            "left" in one study and "right" in the next.
         finding_loss_weight: weight of that head's binary cross-entropy in the training loss.
         finding_pos_weight: weight of the positive terms of that cross-entropy (``pos_weight``):
             above 1, a rare small finding (a calcified granuloma is one visual token of 128)
@@ -61,6 +70,7 @@ class MedVLConfig(PreTrainedConfig):
         decoding: dict[str, Any] | None = None,
         model_name: str = "medvl",
         finding_labels: list[str] | None = None,
+        finding_sides: str = "token",
         finding_loss_weight: float = 1.0,
         finding_pos_weight: float = 1.0,
         finding_feedback: bool = False,
@@ -85,6 +95,9 @@ class MedVLConfig(PreTrainedConfig):
         self.decoding = DecodingConfig.from_dict(decoding).to_dict()
         self.model_name = model_name
         self.finding_labels = list(finding_labels or [])
+        if finding_sides not in HEAD_SIDES:
+            raise ConfigError(f"finding_sides: expected one of {', '.join(HEAD_SIDES)}, got {finding_sides!r}")
+        self.finding_sides = finding_sides
         if finding_loss_weight < 0:
             raise ConfigError(f"finding_loss_weight: expected a number >= 0, got {finding_loss_weight!r}")
         self.finding_loss_weight = float(finding_loss_weight)

@@ -12,7 +12,7 @@ from torch.utils.data import Sampler
 from transformers import PreTrainedTokenizerFast
 
 from medvl.data.dataset import collate
-from medvl.findings import finding_label
+from medvl.findings import study_labels, token_labels
 from medvl.model.config import MedVLConfig
 from medvl.model.modeling import IGNORE_INDEX
 
@@ -83,25 +83,32 @@ class ReportCollator:
         batch.update(encode_targets(targets, self.tokenizer, int(self.config.text["max_length"])))
         if self.config.finding_labels:
             labels = self.config.finding_labels
-            batch["finding_targets"] = finding_targets(batch["findings"], labels)
-            batch["token_targets"], batch["token_known"] = token_targets(batch, labels, self.grid)
+            sides = self.config.finding_sides
+            batch["finding_targets"] = finding_targets(batch["findings"], labels, sides)
+            batch["token_targets"], batch["token_known"] = token_targets(batch, labels, self.grid, sides)
         return batch
 
 
-def finding_targets(findings: Sequence[Sequence[dict[str, Any]]], labels: Sequence[str]) -> torch.Tensor:
-    """``(batch, n_labels)`` multi-hot targets of the auxiliary finding head."""
+def finding_targets(
+    findings: Sequence[Sequence[dict[str, Any]]], labels: Sequence[str], sides: str = "token"
+) -> torch.Tensor:
+    """``(batch, n_labels)`` multi-hot targets of the auxiliary finding head
+    (:func:`medvl.findings.study_labels`)."""
     index = {label: column for column, label in enumerate(labels)}
     targets = torch.zeros(len(findings), len(labels))
     for row, study in enumerate(findings):
         for finding in study:
-            column = index.get(finding_label(finding))
-            if column is not None:
-                targets[row, column] = 1.0
+            for label in study_labels(finding, sides):
+                if label in index:
+                    targets[row, index[label]] = 1.0
     return targets
 
 
-def token_targets(batch: dict[str, Any], labels: Sequence[str], grid: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per visual token, the labels of the findings whose mask reaches its grid cell.
+def token_targets(
+    batch: dict[str, Any], labels: Sequence[str], grid: Sequence[int], sides: str = "token"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per visual token, the labels (:func:`medvl.findings.token_labels`) of the findings whose
+    mask reaches its grid cell.
 
     Returns ``(batch, views * cells, n_labels)`` targets and ``known`` ``(batch,)``: a study's
     token labels are known when it has no finding (all zero) or a mask for every finding.
@@ -117,8 +124,9 @@ def token_targets(batch: dict[str, Any], labels: Sequence[str], grid: Sequence[i
         index = {label: column for column, label in enumerate(labels)}
         for row, study in enumerate(findings):
             for number, finding in enumerate(study[: int(counts[row])]):
-                column = index.get(finding_label(finding))
-                if column is not None:
+                columns = [index[label] for label in token_labels(finding, sides) if label in index]
+                if columns:
                     reached = pool(batch["masks"][row, :, number].float()[:, None], tuple(grid)).flatten(1)
-                    targets[row, :, :, column] = torch.maximum(targets[row, :, :, column], reached)
+                    for column in columns:
+                        targets[row, :, :, column] = torch.maximum(targets[row, :, :, column], reached)
     return targets.flatten(1, 2), known

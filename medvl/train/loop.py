@@ -56,7 +56,7 @@ from medvl.data.dataset import StudyDataset
 from medvl.data.manifest import ManifestRow, read_manifest
 from medvl.errors import ConfigError
 from medvl.files import atomic_directory, atomic_write_text
-from medvl.findings import finding_label
+from medvl.findings import study_labels
 from medvl.model.adapters import add_lora, freeze
 from medvl.model.config import MedVLConfig
 from medvl.model.decoding import DecodingConfig
@@ -369,7 +369,9 @@ def new_model_config(config: TrainConfig, training: list[ManifestRow]) -> MedVLC
     its labels are every finding seen in ``training`` (the training split's rows)."""
     arguments = {key: value for key, value in config.model.items() if key != "language_model_dir"}
     if arguments.pop("finding_head", False):
-        arguments["finding_labels"] = sorted({finding_label(f) for row in training for f in row.findings})
+        sides = arguments.get("finding_sides", "token")
+        findings = [finding for row in training for finding in row.findings]
+        arguments["finding_labels"] = sorted({label for finding in findings for label in study_labels(finding, sides)})
     return MedVLConfig(**arguments)
 
 
