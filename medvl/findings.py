@@ -242,10 +242,10 @@ def study_labels(finding: Finding | dict[str, Any], sides: str = "token") -> lis
     return [finding_label(values, with_side=False)] + [finding_label({**values, "side": one}) for one in on]
 
 
-def token_labels(finding: Finding | dict[str, Any], sides: str = "token") -> list[str]:
-    """The labels a visual token reached by ``finding``'s mask has: ``"study"`` keeps the side
+def token_label(finding: Finding | dict[str, Any], sides: str = "token") -> str:
+    """The label a visual token reached by ``finding``'s mask has: ``"study"`` keeps the side
     out, since what one cell shows does not say whether the other lung shows it too."""
-    return [finding_label(finding, with_side=sides == "token")]
+    return finding_label(finding, with_side=sides == "token")
 
 
 def label_has_side(label: str) -> bool:

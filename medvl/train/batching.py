@@ -12,7 +12,7 @@ from torch.utils.data import Sampler
 from transformers import PreTrainedTokenizerFast
 
 from medvl.data.dataset import collate
-from medvl.findings import study_labels, token_labels
+from medvl.findings import study_labels, token_label
 from medvl.model.config import MedVLConfig
 from medvl.model.modeling import IGNORE_INDEX
 
@@ -107,7 +107,7 @@ def finding_targets(
 def token_targets(
     batch: dict[str, Any], labels: Sequence[str], grid: Sequence[int], sides: str = "token"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per visual token, the labels (:func:`medvl.findings.token_labels`) of the findings whose
+    """Per visual token, the labels (:func:`medvl.findings.token_label`) of the findings whose
     mask reaches its grid cell.
 
     Returns ``(batch, views * cells, n_labels)`` targets and ``known`` ``(batch,)``: a study's
@@ -124,9 +124,8 @@ def token_targets(
         index = {label: column for column, label in enumerate(labels)}
         for row, study in enumerate(findings):
             for number, finding in enumerate(study[: int(counts[row])]):
-                columns = [index[label] for label in token_labels(finding, sides) if label in index]
-                if columns:
+                column = index.get(token_label(finding, sides))
+                if column is not None:
                     reached = pool(batch["masks"][row, :, number].float()[:, None], tuple(grid)).flatten(1)
-                    for column in columns:
-                        targets[row, :, :, column] = torch.maximum(targets[row, :, :, column], reached)
+                    targets[row, :, :, column] = torch.maximum(targets[row, :, :, column], reached)
     return targets.flatten(1, 2), known
