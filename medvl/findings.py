@@ -213,7 +213,8 @@ class Finding:
             raise ConfigError(f"finding '{self.kind}' needs size_mm between {low:g} and {high:g}, got {self.size_mm!r}")
 
 
-HEAD_SIDES = ("token", "study")  # how a finding head learns sides: see MedVLConfig.finding_sides
+HEAD_SIDES = ("token", "study", "cell")  # how a finding head learns sides: see MedVLConfig.finding_sides
+CELL_SIDES = ("left", "right")  # the patient's side of a frontal radiograph's cell
 
 
 def finding_label(finding: Finding | dict[str, Any], with_side: bool = True) -> str:
@@ -230,22 +231,50 @@ def finding_label(finding: Finding | dict[str, Any], with_side: bool = True) -> 
 def study_labels(finding: Finding | dict[str, Any], sides: str = "token") -> list[str]:
     """The finding-head labels a study with ``finding`` has (``sides``: see ``HEAD_SIDES``).
 
-    ``"token"``: its one label with the side (``"atelectasis:bilateral"``). ``"study"``: its label
-    without the side, plus one per side it is on: a bilateral finding is on the left *and* on
-    the right (``"atelectasis"``, ``"atelectasis:left"``, ``"atelectasis:right"``).
+    ``"token"``: its one label with the side (``"atelectasis:bilateral"``). ``"study"`` and
+    ``"cell"``: its label without the side, plus one per side it is on: a bilateral finding is on
+    the left *and* on the right (``"atelectasis"``, ``"atelectasis:left"``, ``"atelectasis:right"``).
     """
     if sides == "token":
         return [finding_label(finding)]
-    values = finding.to_dict() if isinstance(finding, Finding) else dict(finding)
+    values = _values(finding)
     side = values.get("side")
-    on = ("left", "right") if side == "bilateral" else (side,) if side else ()
+    on = CELL_SIDES if side == "bilateral" else (side,) if side else ()
     return [finding_label(values, with_side=False)] + [finding_label({**values, "side": one}) for one in on]
 
 
-def token_label(finding: Finding | dict[str, Any], sides: str = "token") -> str:
-    """The label a visual token reached by ``finding``'s mask has: ``"study"`` keeps the side
-    out, since what one cell shows does not say whether the other lung shows it too."""
-    return finding_label(finding, with_side=sides == "token")
+def reached_token_targets(
+    finding: Finding | dict[str, Any], sides: str = "token", cell_side: str | None = None
+) -> dict[str, float | None]:
+    """What a visual token that ``finding``'s mask reaches is taught: ``{label: 1.0}``, or
+    ``None`` for a label it is not taught (the labels left out are taught 0).
+
+    ``"token"``: the one sided label. ``"study"``: the label without the side (no token learns a
+    side). ``"cell"``: the label without the side and, where the view shows which side of the
+    patient the cell lies on (``cell_side``: a frontal radiograph's half), the finding's side -
+    for a bilateral finding the cell's own side, so a right basal cell is "atelectasis:right" in
+    a bilateral study as in a right-sided one. A device's side is where it enters the body, so
+    only the cells where it enters the picture are given a ``cell_side``, and they learn its side
+    when they lie on that side. Elsewhere (a lateral view, where both lungs overlap; the rest of a
+    device) the sided labels are not taught.
+    """
+    values = _values(finding)
+    if sides != "cell":
+        return {finding_label(values, with_side=sides == "token"): 1.0}
+    taught: dict[str, float | None] = {finding_label(values, with_side=False): 1.0}
+    side = values.get("side")
+    if not side:
+        return taught
+    sided = {one: finding_label({**values, "side": one}) for one in CELL_SIDES}
+    if cell_side is None or (values.get("device") and cell_side != side):
+        taught.update({label: None for label in sided.values()})
+    else:
+        taught[sided[cell_side if side == "bilateral" else side]] = 1.0
+    return taught
+
+
+def _values(finding: Finding | dict[str, Any]) -> dict[str, Any]:
+    return finding.to_dict() if isinstance(finding, Finding) else dict(finding)
 
 
 def label_has_side(label: str) -> bool:

@@ -24,8 +24,12 @@ LEFT_LINE = {"kind": "support_device", "side": "left", "device": "central_line"}
 BILATERAL_ATELECTASIS = {"kind": "atelectasis", "side": "bilateral"}
 
 
-def two_studies() -> dict:
-    """A right-sided and a bilateral atelectasis, one frontal view each, 16 x 16 px, 4 x 4 token grid."""
+RIGHT_BASAL_CELLS = [12, 13]  # of the 4 x 4 grid: bottom row, left half of the image
+LEFT_BASAL_CELLS = [14, 15]
+
+
+def two_studies(role: str = "frontal") -> dict:
+    """A right-sided and a bilateral atelectasis, one view each, 16 x 16 px, 4 x 4 token grid."""
     masks = torch.zeros(2, 1, 1, 16, 16, dtype=torch.bool)
     masks[0, 0, 0][RIGHT_BASE] = True
     masks[1, 0, 0][RIGHT_BASE] = True
@@ -35,6 +39,22 @@ def two_studies() -> dict:
         "masks": masks,
         "n_findings": torch.tensor([1, 1]),
         "findings": [[RIGHT_ATELECTASIS], [BILATERAL_ATELECTASIS]],
+        "view_roles": [[role], [role]],
+    }
+
+
+def a_left_central_line() -> dict:
+    """A left central line down both halves of one frontal view (it crosses to the vena cava)."""
+    masks = torch.zeros(1, 1, 1, 16, 16, dtype=torch.bool)
+    masks[0, 0, 0, 0:2, 9] = True
+    masks[0, 0, 0, 2, 6:10] = True
+    masks[0, 0, 0, 2:8, 6] = True
+    return {
+        "image": torch.zeros(1, 1, 1, 16, 16),
+        "masks": masks,
+        "n_findings": torch.tensor([1]),
+        "findings": [[LEFT_LINE]],
+        "view_roles": [["frontal"]],
     }
 
 
@@ -42,20 +62,19 @@ def test_with_sides_the_same_right_basal_cells_get_different_labels_in_a_bilater
     labels = ["atelectasis:bilateral", "atelectasis:right"]
     targets, known = token_targets(two_studies(), labels, (4, 4))
 
-    right_basal_cells = [12, 13]  # bottom row, left half of the image
-    assert known.tolist() == [True, True]
-    assert targets[0, right_basal_cells].tolist() == [[0.0, 1.0]] * 2
-    assert targets[1, right_basal_cells].tolist() == [[1.0, 0.0]] * 2  # same cells, contradicting label
+    assert bool(known.all())
+    assert targets[0, RIGHT_BASAL_CELLS].tolist() == [[0.0, 1.0]] * 2
+    assert targets[1, RIGHT_BASAL_CELLS].tolist() == [[1.0, 0.0]] * 2  # same cells, contradicting label
 
 
 def test_learning_sides_from_the_study_labels_a_token_by_what_its_cell_shows():
     labels = ["atelectasis", "atelectasis:left", "atelectasis:right"]
-    targets, _ = token_targets(two_studies(), labels, (4, 4), sides="study")
+    targets, known = token_targets(two_studies(), labels, (4, 4), sides="study")
 
     right_only = [[0.0] * 4] * 3 + [[1.0, 1.0, 0.0, 0.0]]
     assert targets[0, :, 0].view(4, 4).tolist() == right_only
     assert targets[1, :, 0].view(4, 4).tolist() == [[0.0] * 4] * 3 + [[1.0] * 4]
-    assert targets[:, :, 1:].abs().sum() == 0  # sided labels: no token is told a side
+    assert bool(known[..., 0].all()) and not bool(known[..., 1:].any())  # sided labels: no token is told a side
     study = finding_targets([[RIGHT_ATELECTASIS], [BILATERAL_ATELECTASIS], []], labels, sides="study")
     assert study.tolist() == [[1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]  # bilateral: left and right
 
@@ -89,12 +108,47 @@ def test_a_new_model_learning_sides_from_the_study_has_unsided_and_one_sided_lab
         "support_device:left:central_line",
     ]
     values["model"]["finding_sides"] = "tokens"
-    with pytest.raises(ConfigError, match="finding_sides: expected one of token, study"):
+    with pytest.raises(ConfigError, match="finding_sides: expected one of token, study, cell"):
         new_model_config(TrainConfig.from_dict(values), rows)
 
 
-@pytest.mark.parametrize(("sides", "changes"), [("token", True), ("study", False)])
-def test_token_labels_of_a_side_count_only_when_tokens_learn_sides(sides: str, changes: bool):
+def test_by_cell_a_frontal_token_learns_the_side_its_cell_shows_the_same_in_every_study():
+    labels = ["atelectasis", "atelectasis:left", "atelectasis:right"]
+    targets, known = token_targets(two_studies(), labels, (4, 4), sides="cell")
+
+    assert bool(known.all())
+    for study in (0, 1):  # right basal cells: "right" whether the other lung shows it too or not
+        assert targets[study, RIGHT_BASAL_CELLS].tolist() == [[1.0, 0.0, 1.0]] * 2
+    assert targets[0, LEFT_BASAL_CELLS].tolist() == [[0.0, 0.0, 0.0]] * 2
+    assert targets[1, LEFT_BASAL_CELLS].tolist() == [[1.0, 1.0, 0.0]] * 2
+    assert targets[:, :12].abs().sum() == 0
+
+
+def test_by_cell_a_lateral_token_is_not_taught_a_side_where_a_finding_reaches_it():
+    labels = ["atelectasis", "atelectasis:left", "atelectasis:right"]
+    targets, known = token_targets(two_studies(role="lateral"), labels, (4, 4), sides="cell")
+
+    reached = RIGHT_BASAL_CELLS + LEFT_BASAL_CELLS
+    assert known[1, reached].tolist() == [[True, False, False]] * 4  # both lungs overlap there
+    assert targets[1, reached, 0].tolist() == [1.0] * 4
+    assert bool(known[:, :12].all())  # cells no finding reaches: no finding on either side
+
+
+def test_by_cell_a_central_line_teaches_its_side_only_where_it_enters_the_picture_on_that_side():
+    labels = ["support_device:central_line", "support_device:left:central_line", "support_device:right:central_line"]
+    targets, known = token_targets(a_left_central_line(), labels, (4, 4), sides="cell")
+
+    reached = targets[0, :, 0] > 0
+    assert reached.nonzero().flatten().tolist() == [1, 2, 5]  # cells in both halves of the image
+    entry = 2  # top row, the patient's left: where a left line enters
+    assert known[0, entry].tolist() == [True, True, True]
+    assert targets[0, entry].tolist() == [1.0, 1.0, 0.0]
+    assert not bool(known[0, [1, 5], 1:].any())  # on its way to the vena cava: no side taught
+    assert bool(known[0, ~reached].all()) and bool(known[0, :, 0].all())
+    assert finding_targets([[LEFT_LINE]], labels, sides="cell").tolist() == [[1.0, 1.0, 0.0]]
+
+
+def test_the_token_loss_counts_only_the_labels_tokens_are_taught():
     reports = ["[findings] there is right basilar atelectasis . [impression] atelectasis ."] * 3
     tokenizer = train_tokenizer(reports, min_frequency=1)
     config = MedVLConfig(
@@ -103,7 +157,6 @@ def test_token_labels_of_a_side_count_only_when_tokens_learn_sides(sides: str, c
         preprocessing={"image_size": 32, "max_views": 1},
         text={"max_length": 20},
         finding_labels=["atelectasis", "atelectasis:right"],
-        finding_sides=sides,
     )
     torch.manual_seed(0)
     model = build_model(config, tokenizer).eval()
@@ -111,14 +164,15 @@ def test_token_labels_of_a_side_count_only_when_tokens_learn_sides(sides: str, c
     ids = torch.tensor([[tokenizer.bos_token_id, tokenizer.eos_token_id]])
     study = torch.tensor([[1.0, 1.0]])
 
-    def finding_loss(right_cells: list[float]) -> float:
+    def finding_loss(right_cells: list[float], sided_taught: bool) -> float:
         tokens = torch.zeros(1, 4, 2)
         tokens[0, :, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
         tokens[0, :, 1] = torch.tensor(right_cells)
+        known = torch.ones(1, 4, 2, dtype=torch.bool)
+        known[..., 1] = sided_taught
         with torch.no_grad():
-            out = model(
-                images, view_mask, ids, finding_targets=study, token_targets=tokens, token_known=torch.tensor([True])
-            )
+            out = model(images, view_mask, ids, finding_targets=study, token_targets=tokens, token_known=known)
         return float(out.finding_loss)
 
-    assert (finding_loss([0.0, 0.0, 1.0, 0.0]) != finding_loss([0.0, 0.0, 0.0, 0.0])) is changes
+    assert finding_loss([0.0, 0.0, 1.0, 0.0], True) != finding_loss([0.0, 0.0, 0.0, 0.0], True)
+    assert finding_loss([0.0, 0.0, 1.0, 0.0], False) == finding_loss([0.0, 0.0, 0.0, 0.0], False)

@@ -11,7 +11,7 @@ from train_fixtures import tiny_run
 from medvl.cli import main
 from medvl.errors import ConfigError
 from medvl.model.loading import load_model
-from medvl.train.batching import abnormal_sampler
+from medvl.train.batching import study_sampler
 from medvl.train.config import TrainConfig
 from medvl.train.loop import learning_rate_factor, train
 
@@ -66,23 +66,47 @@ def test_config_typos_are_refused_with_the_key_named(tmp_path):
         TrainConfig.from_dict(values)
 
 
+def shares_drawn(sampler, groups: list[str], epochs: int = 5) -> dict[str, float]:
+    """The share of draws of each group over ``epochs`` epochs."""
+    draws = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        draws += list(sampler)
+    return {group: sum(groups[index] == group for index in draws) / len(draws) for group in set(groups)}
+
+
+NODULE = {"kind": "nodule", "side": "left"}
+TUBE = {"kind": "support_device", "device": "endotracheal_tube"}
+
+
 def test_abnormal_weight_draws_studies_with_findings_that_many_times_as_often():
-    abnormal = [index % 4 == 0 for index in range(400)]  # 100 abnormal, 300 normal
-    sampler = abnormal_sampler(abnormal, 3.0, seed=7)
+    findings = [[NODULE] if index % 4 == 0 else [] for index in range(400)]  # 100 abnormal, 300 normal
+    sampler = study_sampler(findings, 3.0, False, seed=7)
 
     draws = []
     for epoch in range(5):
         sampler.set_epoch(epoch)
         draws.append(list(sampler))
-    share = sum(abnormal[index] for draw in draws for index in draw) / (5 * 400)
+    share = sum(bool(findings[index]) for draw in draws for index in draw) / (5 * 400)
 
     assert all(len(draw) == 400 for draw in draws)
     assert share == pytest.approx(300 / 600, abs=0.03)  # 100 x 3 against 300 x 1
     assert draws[0] != draws[1]
-    again = abnormal_sampler(abnormal, 3.0, seed=7)
+    again = study_sampler(findings, 3.0, False, seed=7)
     again.set_epoch(4)
     assert list(again) == draws[4]  # every process draws the same epoch
-    assert abnormal_sampler(abnormal, 1.0, seed=7) is None
+    assert study_sampler(findings, 1.0, False, seed=7) is None
+
+
+def test_balanced_findings_draw_a_rare_device_as_often_as_a_common_nodule():
+    groups = ["normal"] * 200 + ["nodule"] * 160 + ["tube"] * 40
+    findings = [{"normal": [], "nodule": [NODULE], "tube": [TUBE]}[group] for group in groups]
+
+    shares = shares_drawn(study_sampler(findings, 1.0, True, seed=3), groups)
+
+    assert shares["tube"] == pytest.approx(0.25, abs=0.03)  # was 0.10
+    assert shares["nodule"] == pytest.approx(0.25, abs=0.03)
+    assert shares["normal"] == pytest.approx(0.50, abs=0.03)  # the abnormal studies keep their share
 
 
 def test_a_non_positive_abnormal_weight_is_refused(tmp_path):

@@ -116,9 +116,9 @@ class StudyDataset(Dataset):
         return [self._cached.data[index]["study_id"] for index in self._indices]
 
     @property
-    def abnormal(self) -> list[bool]:
-        """Whether each study has findings, in sample order."""
-        return [bool(self._cached.data[index]["findings"]) for index in self._indices]
+    def findings(self) -> list[list[dict[str, Any]]]:
+        """Each study's findings (dicts), in sample order."""
+        return [self._cached.data[index]["findings"] for index in self._indices]
 
     def _load_all(self, items: list[dict[str, Any]], skip_bad: bool, threads: int) -> dict[str, str]:
         """Fill the cache; return ``{study_id: error}`` for the studies that failed."""

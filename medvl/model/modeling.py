@@ -25,7 +25,6 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from medvl.errors import ConfigError
-from medvl.findings import label_has_side
 from medvl.model.config import MedVLConfig
 from medvl.model.decoding import DecodingConfig
 from medvl.model.encoder import VisualEncoder
@@ -104,9 +103,6 @@ class MedVLModel(PreTrainedModel):
         self.missing_view_embedding = nn.Parameter(torch.zeros(width))
         self.finding_head = nn.Linear(width, len(config.finding_labels)) if config.finding_labels else None
         self.finding_feedback = nn.Linear(len(config.finding_labels), width) if config.finding_feedback else None
-        # the labels each visual token learns (all with finding_sides "token"; else the unsided ones)
-        by_token = config.finding_sides == "token"
-        self.token_learnt_labels = [by_token or not label_has_side(label) for label in config.finding_labels]
         self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
         # Score only the report's positions: the LM head over the visual prefix is wasted work.
         self._text_logits_only = "logits_to_keep" in inspect.signature(self.language_model.forward).parameters
@@ -198,7 +194,8 @@ class MedVLModel(PreTrainedModel):
 
         With a finding head, ``finding_targets`` ``(batch, n_labels)`` (0/1 per
         ``config.finding_labels``) and ``token_targets`` ``(batch, visual tokens, n_labels)``
-        (which findings reach each token's grid cell, for studies where ``token_known``) add the
+        (which findings reach each token's grid cell; ``token_known``, of the same shape, says
+        which of them each token is taught: see :func:`medvl.train.batching.token_targets`) add the
         auxiliary loss: binary cross-entropy of every token's labels, and of the study's labels
         against the maximum over its tokens.
         """
@@ -242,24 +239,21 @@ class MedVLModel(PreTrainedModel):
         token_targets: torch.Tensor | None,
         token_known: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Study-level BCE, plus token-level BCE where the token labels are known (summed over the
-        labels tokens learn: all, or with ``finding_sides="study"`` those without a side);
-        positive terms weighted by ``config.finding_pos_weight``."""
+        """Study-level BCE, plus token-level BCE of the labels each token is taught (``token_known``),
+        summed over labels and averaged over the tokens taught any; positive terms weighted by
+        ``config.finding_pos_weight``."""
         n_labels = finding_logits.shape[-1]
         pos_weight = torch.tensor(self.config.finding_pos_weight, dtype=finding_logits.dtype, device=finding_logits.device)
         loss = n_labels * F.binary_cross_entropy_with_logits(
             finding_logits, finding_targets.to(finding_logits.dtype), pos_weight=pos_weight
         )
         if token_targets is not None and token_known is not None and bool(token_known.any()):
-            known = token_known.to(torch.bool)
-            learnt = torch.tensor(self.token_learnt_labels, dtype=torch.bool, device=token_logits.device)
-            per_token = F.binary_cross_entropy_with_logits(
-                token_logits[known][..., learnt],
-                token_targets[known][..., learnt].to(token_logits.dtype),
-                reduction="none",
-                pos_weight=pos_weight,
+            known = token_known.to(token_logits.dtype)
+            per_label = F.binary_cross_entropy_with_logits(
+                token_logits, token_targets.to(token_logits.dtype), reduction="none", pos_weight=pos_weight
             )
-            loss = loss + per_token.sum(dim=-1).mean()
+            taught_tokens = token_known.any(dim=-1).sum()
+            loss = loss + (per_label * known).sum() / taught_tokens
         return loss
 
     @torch.no_grad()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from torch.utils.data import Sampler
 from transformers import PreTrainedTokenizerFast
 
 from medvl.data.dataset import collate
-from medvl.findings import study_labels, token_label
+from medvl.findings import finding_label, label_has_side, reached_token_targets, study_labels
 from medvl.model.config import MedVLConfig
 from medvl.model.modeling import IGNORE_INDEX
 
@@ -38,12 +39,22 @@ class WeightedEpochSampler(Sampler[int]):
         return iter(torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator).tolist())
 
 
-def abnormal_sampler(abnormal: Sequence[bool], abnormal_weight: float, seed: int) -> WeightedEpochSampler | None:
+def study_sampler(
+    findings: Sequence[Sequence[dict[str, Any]]], abnormal_weight: float, balance_findings: bool, seed: int
+) -> WeightedEpochSampler | None:
     """A sampler drawing studies with findings ``abnormal_weight`` times as often as normal ones
-    (``None`` for 1: a plain shuffle)."""
-    if abnormal_weight == 1.0:
+    and, with ``balance_findings``, each finding (kind, side and device: its
+    :func:`~medvl.findings.finding_label`) as often as any other, its studies sharing its draws;
+    the abnormal studies keep their share. ``None`` when neither applies: a plain shuffle."""
+    if abnormal_weight == 1.0 and not balance_findings:
         return None
-    return WeightedEpochSampler([abnormal_weight if flag else 1.0 for flag in abnormal], seed)
+    keys = [tuple(sorted(finding_label(finding) for finding in study)) for study in findings]
+    weights = [abnormal_weight if key else 1.0 for key in keys]
+    counts = Counter(key for key in keys if key)
+    if balance_findings and counts:
+        mean = sum(counts.values()) / len(counts)
+        weights = [weight * mean / counts[key] if key else weight for weight, key in zip(weights, keys)]
+    return WeightedEpochSampler(weights, seed)
 
 
 def encode_targets(
@@ -107,25 +118,67 @@ def finding_targets(
 def token_targets(
     batch: dict[str, Any], labels: Sequence[str], grid: Sequence[int], sides: str = "token"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per visual token, the labels (:func:`medvl.findings.token_label`) of the findings whose
-    mask reaches its grid cell.
+    """Per visual token, the labels (:func:`medvl.findings.reached_token_targets`) of the findings
+    whose mask reaches its grid cell, and which of them the token is taught.
 
-    Returns ``(batch, views * cells, n_labels)`` targets and ``known`` ``(batch,)``: a study's
-    token labels are known when it has no finding (all zero) or a mask for every finding.
+    Returns ``(batch, views * cells, n_labels)`` targets and ``known``, of the same shape: a
+    study's tokens are taught when it has no finding (all zero) or a mask for every finding;
+    with ``sides="study"`` no token is taught a sided label, with ``"cell"`` not where the
+    cell's side is unknown. On a frontal view the patient's right is the image's left half.
     """
     findings = batch["findings"]
     views = batch["image"].shape[1]
     cells = math.prod(grid)
     targets = torch.zeros(len(findings), views, cells, len(labels))
     counts = batch.get("n_findings", torch.zeros(len(findings), dtype=torch.long))
-    known = torch.tensor([not study or int(count) == len(study) for study, count in zip(findings, counts)])
+    studies_known = torch.tensor([not study or int(count) == len(study) for study, count in zip(findings, counts)])
+    known = studies_known[:, None, None, None].expand_as(targets).clone()
+    if sides == "study":
+        known[..., [label_has_side(label) for label in labels]] = False
     if "masks" in batch:
         pool = F.adaptive_max_pool2d if len(grid) == 2 else F.adaptive_max_pool3d
         index = {label: column for column, label in enumerate(labels)}
+        roles = batch.get("view_roles") or [[None] * views] * len(findings)
         for row, study in enumerate(findings):
+            if not studies_known[row]:
+                continue
             for number, finding in enumerate(study[: int(counts[row])]):
-                column = index.get(token_label(finding, sides))
-                if column is not None:
-                    reached = pool(batch["masks"][row, :, number].float()[:, None], tuple(grid)).flatten(1)
-                    targets[row, :, :, column] = torch.maximum(targets[row, :, :, column], reached)
-    return targets.flatten(1, 2), known
+                reached = pool(batch["masks"][row, :, number].float()[:, None], tuple(grid)).flatten(1) > 0
+                for view in range(views):
+                    frontal = roles[row][view] == "frontal" and len(grid) == 2
+                    for cell_side, cells_reached in _sided_parts(reached[view], frontal, finding, grid):
+                        for label, target in reached_token_targets(finding, sides, cell_side).items():
+                            if label in index:
+                                _teach(targets, known, (row, view, index[label]), cells_reached, target)
+    return targets.flatten(1, 2), known.flatten(1, 2)
+
+
+def _sided_parts(
+    reached: torch.Tensor, frontal: bool, finding: dict[str, Any], grid: Sequence[int]
+) -> list[tuple[str | None, torch.Tensor]]:
+    """The cells ``reached`` (flattened grid order) by the patient's side they show: on a frontal
+    view the patient's right is the image's left half (radiological convention); a device shows
+    its side only in the top row of cells it reaches, where it enters the picture; ``None``: the
+    cells that show no side."""
+    if not frontal:
+        return [(None, reached)]
+    rows = torch.arange(grid[0])[:, None].expand(*grid).flatten()
+    columns = torch.arange(grid[1]).expand(*grid).flatten()
+    on_right = columns < grid[1] / 2
+    showing = reached
+    if finding.get("device") and bool(reached.any()):
+        showing = reached & (rows == rows[reached].min())
+    return [("right", showing & on_right), ("left", showing & ~on_right), (None, reached & ~showing)]
+
+
+def _teach(
+    targets: torch.Tensor, known: torch.Tensor, where: tuple[int, int, int], cells: torch.Tensor, target: float | None
+) -> None:
+    """Teach label ``where = (study, view, label)`` to ``cells``: 1 (over another finding's 'not
+    taught'), or ``None``: not taught, unless another finding of the study taught it 1."""
+    row, view, column = where
+    if target is None:
+        known[row, view, cells, column] &= targets[row, view, cells, column] > 0
+    else:
+        targets[row, view, cells, column] = target
+        known[row, view, cells, column] = True

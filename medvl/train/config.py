@@ -58,6 +58,7 @@ class DataConfig:
     val_split: str = "val"
     max_val_studies: int | None = 200  # studies drafted for model selection each epoch
     abnormal_weight: float = 1.0  # draw training studies with findings this many times as often as normal ones
+    balance_findings: bool = False  # draw each finding (kind, side, device) as often: rare devices as often as nodules
 
     def __post_init__(self) -> None:
         if isinstance(self.synthesize, Mapping):

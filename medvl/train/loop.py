@@ -69,7 +69,7 @@ from medvl.model.loading import (
 from medvl.model.modeling import MedVLModel
 from medvl.report.generation import generate_targets
 from medvl.text import load_tokenizer, target_to_sections, train_tokenizer
-from medvl.train.batching import ReportCollator, abnormal_sampler
+from medvl.train.batching import ReportCollator, study_sampler
 from medvl.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,9 @@ def _train(accelerator: Accelerator, config: TrainConfig, resume: bool) -> Path:
         )
         val_rows = [row for row in rows if row.split == config.data.val_split][: config.data.max_val_studies]
         val_set = StudyDataset(val_rows, transforms, None, train=False, cache_dir=cache)
-    sampler = abnormal_sampler(train_set.abnormal, config.data.abnormal_weight, loop.seed)
+    sampler = study_sampler(
+        train_set.findings, config.data.abnormal_weight, config.data.balance_findings, loop.seed
+    )
     train_loader = DataLoader(
         train_set,
         batch_size=loop.batch_size,
