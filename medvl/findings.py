@@ -243,34 +243,29 @@ def study_labels(finding: Finding | dict[str, Any], sides: str = "token") -> lis
     return [finding_label(values, with_side=False)] + [finding_label({**values, "side": one}) for one in on]
 
 
-def reached_token_targets(
+def reached_token_labels(
     finding: Finding | dict[str, Any], sides: str = "token", cell_side: str | None = None
-) -> dict[str, float | None]:
-    """What a visual token that ``finding``'s mask reaches is taught: ``{label: 1.0}``, or
-    ``None`` for a label it is not taught (the labels left out are taught 0).
+) -> list[str]:
+    """The labels a visual token that ``finding``'s mask reaches is taught as present (the
+    others are taught absent, or not at all: see :func:`medvl.train.batching.token_targets`).
 
     ``"token"``: the one sided label. ``"study"``: the label without the side (no token learns a
-    side). ``"cell"``: the label without the side and, where the view shows which side of the
-    patient the cell lies on (``cell_side``: a frontal radiograph's half), the finding's side -
-    for a bilateral finding the cell's own side, so a right basal cell is "atelectasis:right" in
-    a bilateral study as in a right-sided one. A device's side is where it enters the body, so
-    only the cells where it enters the picture are given a ``cell_side``, and they learn its side
-    when they lie on that side. Elsewhere (a lateral view, where both lungs overlap; the rest of a
-    device) the sided labels are not taught.
+    side). ``"cell"``: the label without the side, and a sided label means "this cell shows the
+    finding on that side of the patient": 1 where the view shows which side the cell lies on
+    (``cell_side``: a frontal radiograph's half) - for a bilateral finding the cell's own side, so
+    a right basal cell is "atelectasis:right" in a bilateral study as in a right-sided one - and 0
+    where it does not (a lateral view, where both lungs overlap). A device's side is where it
+    enters the body, so only the cells where it enters the picture are given a ``cell_side``, and
+    they show its side when they lie on that side.
     """
     values = _values(finding)
     if sides != "cell":
-        return {finding_label(values, with_side=sides == "token"): 1.0}
-    taught: dict[str, float | None] = {finding_label(values, with_side=False): 1.0}
+        return [finding_label(values, with_side=sides == "token")]
     side = values.get("side")
-    if not side:
-        return taught
-    sided = {one: finding_label({**values, "side": one}) for one in CELL_SIDES}
-    if cell_side is None or (values.get("device") and cell_side != side):
-        taught.update({label: None for label in sided.values()})
-    else:
-        taught[sided[cell_side if side == "bilateral" else side]] = 1.0
-    return taught
+    if not side or cell_side is None or (values.get("device") and cell_side != side):
+        return [finding_label(values, with_side=False)]
+    shown = {**values, "side": cell_side if side == "bilateral" else side}
+    return [finding_label(values, with_side=False), finding_label(shown)]
 
 
 def _values(finding: Finding | dict[str, Any]) -> dict[str, Any]:

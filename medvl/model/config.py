@@ -47,11 +47,11 @@ class MedVLConfig(PreTrainedConfig):
             are learnt from the study's labels alone, through the maximum over the tokens, so
             the tokens that cannot tell a side (a lateral view, the vena cava segment that a
             left and a right central line share) learn to stay quiet instead of being told
-            "left" in one study and "right" in the next. ``"cell"``: as ``"study"``, and a
-            token of a frontal radiograph also learns the side its cell shows (a right basal
-            cell is "atelectasis:right" in a bilateral study as in a right-sided one), except
-            for devices, whose side is where they enter the body
-            (:func:`medvl.findings.reached_token_targets`).
+            "left" in one study and "right" in the next. ``"cell"``: as ``"study"``, and a sided
+            label of a token means "its cell shows the finding on that side": on a frontal
+            radiograph the half the cell lies in (a right basal cell is "atelectasis:right" in a
+            bilateral study as in a right-sided one), never on a lateral view, and for a device
+            only where it enters the picture (:func:`medvl.findings.reached_token_labels`).
         finding_loss_weight: weight of that head's binary cross-entropy in the training loss.
         finding_pos_weight: weight of the positive terms of that cross-entropy (``pos_weight``):
             above 1, a rare small finding (a calcified granuloma is one visual token of 128)

@@ -13,7 +13,7 @@ from torch.utils.data import Sampler
 from transformers import PreTrainedTokenizerFast
 
 from medvl.data.dataset import collate
-from medvl.findings import finding_label, label_has_side, reached_token_targets, study_labels
+from medvl.findings import finding_label, label_has_side, reached_token_labels, study_labels
 from medvl.model.config import MedVLConfig
 from medvl.model.modeling import IGNORE_INDEX
 
@@ -118,13 +118,12 @@ def finding_targets(
 def token_targets(
     batch: dict[str, Any], labels: Sequence[str], grid: Sequence[int], sides: str = "token"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per visual token, the labels (:func:`medvl.findings.reached_token_targets`) of the findings
-    whose mask reaches its grid cell, and which of them the token is taught.
+    """Per visual token, the labels (:func:`medvl.findings.reached_token_labels`) of the findings
+    whose mask reaches its grid cell, and which labels each token is taught.
 
     Returns ``(batch, views * cells, n_labels)`` targets and ``known``, of the same shape: a
     study's tokens are taught when it has no finding (all zero) or a mask for every finding;
-    with ``sides="study"`` no token is taught a sided label, with ``"cell"`` not where the
-    cell's side is unknown. On a frontal view the patient's right is the image's left half.
+    with ``sides="study"`` no token is taught a sided label.
     """
     findings = batch["findings"]
     views = batch["image"].shape[1]
@@ -147,9 +146,9 @@ def token_targets(
                 for view in range(views):
                     frontal = roles[row][view] == "frontal" and len(grid) == 2
                     for cell_side, cells_reached in _sided_parts(reached[view], frontal, finding, grid):
-                        for label, target in reached_token_targets(finding, sides, cell_side).items():
+                        for label in reached_token_labels(finding, sides, cell_side):
                             if label in index:
-                                _teach(targets, known, (row, view, index[label]), cells_reached, target)
+                                targets[row, view, cells_reached, index[label]] = 1.0
     return targets.flatten(1, 2), known.flatten(1, 2)
 
 
@@ -169,16 +168,3 @@ def _sided_parts(
     if finding.get("device") and bool(reached.any()):
         showing = reached & (rows == rows[reached].min())
     return [("right", showing & on_right), ("left", showing & ~on_right), (None, reached & ~showing)]
-
-
-def _teach(
-    targets: torch.Tensor, known: torch.Tensor, where: tuple[int, int, int], cells: torch.Tensor, target: float | None
-) -> None:
-    """Teach label ``where = (study, view, label)`` to ``cells``: 1 (over another finding's 'not
-    taught'), or ``None``: not taught, unless another finding of the study taught it 1."""
-    row, view, column = where
-    if target is None:
-        known[row, view, cells, column] &= targets[row, view, cells, column] > 0
-    else:
-        targets[row, view, cells, column] = target
-        known[row, view, cells, column] = True
