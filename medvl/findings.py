@@ -223,7 +223,7 @@ def finding_label(finding: Finding | dict[str, Any], with_side: bool = True) -> 
     ``"pleural_effusion:left"``, ``"cardiomegaly"``, ``"support_device:right:central_line"``;
     without the side: ``"pleural_effusion"``, ``"support_device:central_line"``.
     """
-    values = finding.to_dict() if isinstance(finding, Finding) else finding
+    values = _values(finding)
     keys = ("kind", "side", "device") if with_side else ("kind", "device")
     return ":".join(str(values[key]) for key in keys if values.get(key))
 

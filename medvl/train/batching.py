@@ -144,7 +144,7 @@ def token_targets(
             for number, finding in enumerate(study[: int(counts[row])]):
                 reached = pool(batch["masks"][row, :, number].float()[:, None], tuple(grid)).flatten(1) > 0
                 for view in range(views):
-                    frontal = roles[row][view] == "frontal" and len(grid) == 2
+                    frontal = sides == "cell" and roles[row][view] == "frontal" and len(grid) == 2
                     for cell_side, cells_reached in _sided_parts(reached[view], frontal, finding, grid):
                         for label in reached_token_labels(finding, sides, cell_side):
                             if label in index:
@@ -155,8 +155,8 @@ def token_targets(
 def _sided_parts(
     reached: torch.Tensor, frontal: bool, finding: dict[str, Any], grid: Sequence[int]
 ) -> list[tuple[str | None, torch.Tensor]]:
-    """The cells ``reached`` (flattened grid order) by the patient's side they show: on a frontal
-    view the patient's right is the image's left half (radiological convention); a device shows
+    """The cells ``reached`` (flattened grid order) by the patient's side they show (``frontal``:
+    a frontal view, where sides are learnt by cell): on a frontal view the patient's right is the image's left half (radiological convention); a device shows
     its side only in the top row of cells it reaches, where it enters the picture; ``None``: the
     cells that show no side."""
     if not frontal:
