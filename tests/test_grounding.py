@@ -26,8 +26,8 @@ from medvl.model.loading import EMBEDDED_MODELS_DIR
 from medvl.report.draft import Draft, DraftSentence
 
 # The default cxr models pointed within 15 px of the lesion for 0.937 (0.1.0+8279834e0d7d) and 1.000
-# (0.1.0+1074c040b8ea, finding_sides: cell) of the target findings they named in 150 held-out studies: the bound
-# leaves room for retraining.
+# (0.1.0+1074c040b8ea, finding_sides: cell; 0.1.0+42a5f3470f7d, 192 px and finding_token_weight 4 likewise) of
+# the target findings they named in 150 held-out studies: the bound leaves room for retraining.
 ATTENTION_POINTING_LOWER_BOUND = 0.7
 
 

@@ -177,3 +177,34 @@ def test_finding_pos_weight_scales_exactly_the_missed_positives(tokenizer):
     assert torch.allclose(weighted - plain, 4.0 * positive, atol=1e-5)
     with pytest.raises(ConfigError, match="finding_pos_weight"):
         MedVLConfig(finding_pos_weight=0)
+
+
+def test_finding_token_weight_scales_exactly_the_token_term(tokenizer):
+    """The same model and batch: the study term (the maximum over the tokens) is unchanged, the
+    per-token term (here one token taught a present label, all others taught it absent) is
+    multiplied by ``finding_token_weight``."""
+    def finding_loss(token_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        config = tiny_config()
+        config.finding_labels, config.finding_token_weight = ["nodule:left", "mass:left"], token_weight
+        model = build_model(config, tokenizer).eval()
+        images, view_mask = torch.randn(1, 2, 1, 64, 64), torch.ones(1, 2, dtype=torch.bool)
+        ids = torch.tensor([[tokenizer.bos_token_id, 10, tokenizer.eos_token_id]])
+        tokens = model.n_visual_tokens
+        token_targets = torch.zeros(1, tokens, 2)
+        token_targets[0, 3, 0] = 1.0
+        with torch.no_grad():
+            out = model(images, view_mask, ids, labels=ids, finding_targets=torch.tensor([[1.0, 0.0]]),
+                        token_targets=token_targets, token_known=torch.ones(1, tokens, 2, dtype=torch.bool))
+            _, token_logits = model.encode(images, view_mask)
+        token_term = torch.nn.functional.binary_cross_entropy_with_logits(
+            token_logits, token_targets, reduction="sum") / tokens
+        return out.finding_loss, token_term
+
+    plain, token_term = finding_loss(1.0)
+    weighted, _ = finding_loss(4.0)
+    assert token_term > 0
+    assert torch.allclose(weighted - plain, 3.0 * token_term, atol=1e-5)
+    assert torch.allclose(finding_loss(0.0)[0], plain - token_term, atol=1e-5)  # the study term alone
+    with pytest.raises(ConfigError, match="finding_token_weight"):
+        MedVLConfig(finding_token_weight=-1)

@@ -56,6 +56,11 @@ class MedVLConfig(PreTrainedConfig):
         finding_pos_weight: weight of the positive terms of that cross-entropy (``pos_weight``):
             above 1, a rare small finding (a calcified granuloma is one visual token of 128)
             pulls on the encoder as hard as the many tokens without it.
+        finding_token_weight: weight of the per-token term against the per-study term (the
+            maximum over the tokens). The study term can be met by any one token - a lateral
+            view's token of a line, which cannot show its side - while the token term teaches
+            every cell a finding reaches: above 1, the cells that show a thin line or a small
+            nodule on the frontal view count for more.
         finding_feedback: add each visual token's finding probabilities (the head's output,
             through a learned linear map) back into the token, so the language model reads
             "right pleural effusion here" directly instead of re-deriving it from features.
@@ -77,6 +82,7 @@ class MedVLConfig(PreTrainedConfig):
         finding_sides: str = "token",
         finding_loss_weight: float = 1.0,
         finding_pos_weight: float = 1.0,
+        finding_token_weight: float = 1.0,
         finding_feedback: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -108,6 +114,9 @@ class MedVLConfig(PreTrainedConfig):
         if finding_pos_weight <= 0:
             raise ConfigError(f"finding_pos_weight: expected a positive number, got {finding_pos_weight!r}")
         self.finding_pos_weight = float(finding_pos_weight)
+        if finding_token_weight < 0:
+            raise ConfigError(f"finding_token_weight: expected a number >= 0, got {finding_token_weight!r}")
+        self.finding_token_weight = float(finding_token_weight)
         if finding_feedback and not self.finding_labels:
             raise ConfigError("finding_feedback needs finding_labels (a finding head)")
         self.finding_feedback = bool(finding_feedback)

@@ -240,8 +240,8 @@ class MedVLModel(PreTrainedModel):
         token_known: torch.Tensor | None,
     ) -> torch.Tensor:
         """Study-level BCE, plus token-level BCE of the labels each token is taught (``token_known``),
-        summed over labels and averaged over the tokens taught any; positive terms weighted by
-        ``config.finding_pos_weight``."""
+        summed over labels and averaged over the tokens taught any, weighted by
+        ``config.finding_token_weight``; positive terms weighted by ``config.finding_pos_weight``."""
         n_labels = finding_logits.shape[-1]
         pos_weight = torch.tensor(self.config.finding_pos_weight, dtype=finding_logits.dtype, device=finding_logits.device)
         loss = n_labels * F.binary_cross_entropy_with_logits(
@@ -253,7 +253,7 @@ class MedVLModel(PreTrainedModel):
                 token_logits, token_targets.to(token_logits.dtype), reduction="none", pos_weight=pos_weight
             )
             taught_tokens = token_known.any(dim=-1).sum()
-            loss = loss + (per_label * known).sum() / taught_tokens
+            loss = loss + self.config.finding_token_weight * (per_label * known).sum() / taught_tokens
         return loss
 
     @torch.no_grad()
