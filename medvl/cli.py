@@ -76,6 +76,7 @@ DECODING_FLAGS = {  # flag -> DecodingConfig field
     "min_new_tokens": "min_new_tokens",
     "no_repeat_ngram_size": "no_repeat_ngram_size",
     "length_penalty": "length_penalty",
+    "consensus": "consensus_candidates",
 }
 
 
@@ -86,6 +87,10 @@ def _add_decoding_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--min-new-tokens", type=int, default=None, help="shortest draft in tokens")
     command.add_argument("--no-repeat-ngram-size", type=int, default=None, help="never repeat an n-gram of this size")
     command.add_argument("--length-penalty", type=float, default=None, help="beam search: > 1 favours longer drafts")
+    command.add_argument(
+        "--consensus", type=int, default=None, metavar="N",
+        help="keep the consensus (minimum Bayes risk, BLEU) of N beam candidates (default: the model's; 1: off)",
+    )
 
 
 def _decoding_changes(args: argparse.Namespace) -> dict[str, float]:

@@ -42,7 +42,8 @@ class FindingKind:
     ``zones`` means the kind is not given a zone. ``localised`` kinds have a compact mask that
     attention can be scored against; diffuse ones (edema) and thin ones (devices) do not.
     ``chexpert`` is the CheXpert observation the kind counts as, or ``None`` where CheXpert
-    does not count it at all.
+    does not count it at all. ``sampled`` kinds are the ones ``medvl synth`` draws at random into
+    phantom sets; the others are drawn only where a report states them (the IU-phantom).
     """
 
     name: str
@@ -53,6 +54,7 @@ class FindingKind:
     size_mm: tuple[float, float] | None = None
     devices: tuple[DeviceKind, ...] = ()
     localised: bool = True
+    sampled: bool = True
     note: str = ""
 
     @property
@@ -116,8 +118,19 @@ FINDING_KINDS: dict[str, FindingKind] = {
             devices=SUPPORT_DEVICES,
             localised=False,
         ),
+        FindingKind(
+            "degenerative_spine",
+            "degenerative changes of the thoracic spine",
+            None,
+            sampled=False,
+            note=(
+                "osteophytes at the disc levels of the mid and lower thoracic spine. Not one of CheXpert's 14 "
+                "observations; it keeps a report from 'No Finding'. Drawn only where a report states it."
+            ),
+        ),
     )
 }
+SAMPLED_KINDS: tuple[str, ...] = tuple(name for name, kind in FINDING_KINDS.items() if kind.sampled)
 
 
 def finding_kind(name: str) -> FindingKind:

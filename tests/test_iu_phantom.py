@@ -56,6 +56,14 @@ def test_stated_findings_are_drawn_with_their_side_zone_and_size() -> None:
     assert 3.0 <= granuloma.size_mm <= 8.0  # unstated: drawn in the kind's size range
 
 
+def test_degenerative_changes_of_the_spine_are_drawn_and_take_no_seeded_default() -> None:
+    drawn, _ = _findings("Heart size normal. Thoracic spondylosis. Calcified granuloma in the left base.")
+    assert [finding.kind for finding in drawn] == ["calcified_granuloma", "degenerative_spine"]
+    without, _ = _findings("Heart size normal. Calcified granuloma in the left base.")
+    assert drawn[0] == without[0]  # drawn last, from no random draw: the other findings are unchanged
+    assert _findings("No degenerative changes of the spine.") == ((), ())
+
+
 def test_negated_and_uncertain_findings_are_not_drawn() -> None:
     assert _findings("No pleural effusion. Possible right lower lobe pneumonia. Heart size normal.") == ((), ())
 

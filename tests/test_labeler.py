@@ -157,6 +157,13 @@ SENTENCES = [
     ("Small left and right pleural effusions.", {"pleural_effusion": (POSITIVE, "bilateral")}),
     ("Findings are consistent with pulmonary edema.", {"edema": (POSITIVE, "bilateral")}),
     ("Endotracheal tube in satisfactory position.", {"support_device": (POSITIVE, None)}),
+    ("Thoracic spondylosis.", {"degenerative_spine": (POSITIVE, None)}),
+    ("There are mild degenerative changes of the thoracic spine.", {"degenerative_spine": (POSITIVE, None)}),
+    ("Degenerative changes are present in the spine.", {"degenerative_spine": (POSITIVE, None)}),
+    ("There are T-spine osteophytes.", {"degenerative_spine": (POSITIVE, None)}),
+    ("Mild thoracic spine degenerative change.", {"degenerative_spine": (POSITIVE, None)}),
+    ("No degenerative changes of the spine.", {"degenerative_spine": (NEGATIVE, None)}),
+    ("Degenerative changes are present in the right shoulder.", {}),
 ]
 
 

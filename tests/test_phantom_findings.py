@@ -7,7 +7,7 @@ import json
 import pytest
 
 from medvl.errors import ConfigError, MedVLError
-from medvl.findings import FINDING_KINDS, SIDES, ZONES, Finding, finding_kind
+from medvl.findings import FINDING_KINDS, SAMPLED_KINDS, SIDES, ZONES, Finding, finding_kind
 
 CHEXPERT_OBSERVATIONS = {
     "No Finding",
@@ -37,7 +37,7 @@ def _all_findings() -> list[Finding]:
 
 def test_every_variant_round_trips_through_json() -> None:
     findings = _all_findings()
-    assert len(findings) == 44
+    assert len(findings) == 45
     for finding in findings:
         assert Finding.from_dict(json.loads(json.dumps(finding.to_dict()))) == finding
         assert set(finding.to_dict()) == {"kind", "side", "zone", "size_mm", "device"}
@@ -56,7 +56,9 @@ def test_registry_facts() -> None:
         "edema",
         "calcified_granuloma",
         "support_device",
+        "degenerative_spine",
     }
+    assert SAMPLED_KINDS == tuple(kind for kind in FINDING_KINDS if kind != "degenerative_spine")
     for kind in FINDING_KINDS.values():
         assert kind.chexpert is None or kind.chexpert in CHEXPERT_OBSERVATIONS
     assert FINDING_KINDS["nodule"].chexpert == FINDING_KINDS["mass"].chexpert == "Lung Lesion"

@@ -26,6 +26,7 @@ ONE_OF_EACH = [
     Finding("support_device", "right", device="central_line"),
     Finding("support_device", device="endotracheal_tube"),
     Finding("support_device", device="pacemaker"),
+    Finding("degenerative_spine"),
 ]
 SIDED = [f for f in ONE_OF_EACH if f.side in ("left", "right") and f.kind != "support_device"]
 
@@ -110,6 +111,22 @@ def test_findings_are_on_the_patients_side(finding: Finding) -> None:
             assert columns.mean() > SIZE / 2 and ct_columns.mean() > 20
         else:
             assert columns.mean() < SIZE / 2 and ct_columns.mean() < 20
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_degenerative_spine_draws_osteophytes_at_three_to_five_disc_levels_of_the_spine(seed: int) -> None:
+    study = make_chest_radiograph([Finding("degenerative_spine")], seed=seed, size=192)
+    frontal, lateral = study.views
+    lungs = np.flatnonzero(frontal.anatomy["lungs"].any(axis=0))
+    columns = np.flatnonzero(frontal.masks[0].any(axis=0))
+    midline = (lungs[0] + lungs[-1]) / 2
+    assert abs(columns.mean() - midline) < 0.1 * (lungs[-1] - lungs[0])  # on the spine, between the lungs
+    for view in study.views:
+        rows = np.flatnonzero(view.masks[0].any(axis=1))
+        levels = 1 + int((np.diff(rows) > 1).sum())  # separate bands of rows: one per disc level
+        assert 3 <= levels <= 5, f"{view.name}: {levels} levels"
+    body = np.flatnonzero(lateral.anatomy["body"].any(axis=0))
+    assert np.flatnonzero(lateral.masks[0].any(axis=0)).mean() > (body[0] + body[-1]) / 2  # posterior half
 
 
 def test_zones_are_stacked_from_apex_to_base() -> None:

@@ -10,6 +10,14 @@ None of them looks at an image; they show what word-overlap metrics give for fre
   those of the test report; where no training report has them, the one whose observations
   overlap most (Jaccard), then the commonest. It sees the test labels: an upper reference for a
   model that gets every finding right but has no say in the wording;
+* **label consensus (oracle)**: as label retrieval, but of the training reports with those
+  observations the one that agrees most with the others (the highest mean BLEU-4 against them:
+  minimum Bayes risk, :func:`medvl.model.consensus.sentence_bleu` on words). It shows how far a
+  model that reads every finding right can go on word overlap by choosing its wording well;
+* **phantom reader (oracle)**: per test study, the phantom report template
+  (:func:`medvl.data.phantom.reports.make_report`, findings section) of exactly the findings its
+  IU-phantom (seed 0) draws, a normal report where it draws none: the clinical scores of a model
+  that reads every phantom perfectly, the ceiling of the IU-phantom set (its wording is not IU's);
 * **text-only language model**: a word trigram model of the training reports (backing off to
   bigrams and unigrams), decoded greedily from the report start, never repeating a trigram,
   until the end of the report. Without an image it writes one report, the same for every study.
@@ -28,22 +36,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medvl.data.iu_phantom import read_iu_annotation
+from medvl.data.iu_phantom import iu_findings, read_iu_annotation, study_seed
+from medvl.data.phantom.reports import make_report
+from medvl.data.phantom.study import REPORT_STREAM, stream
 from medvl.evaluate.chexpert import label_chexpert
 from medvl.evaluate.clinical import UNCERTAIN_AS, clinical_metrics
 from medvl.evaluate.nlg import METRICS, nlg_metrics
 from medvl.evaluate.tables import scores_table
 from medvl.files import atomic_write_text
+from medvl.model.consensus import sentence_bleu
 from medvl.text import CleaningConfig, clean_report, split_sentences
 
 CLEANING = CleaningConfig(style="r2gen_iu")
 TEMPLATE_SENTENCES = 6
-BASELINES = ("commonest report", "normal template", "label retrieval (oracle)", "text-only trigram LM")
+BASELINES = (
+    "commonest report",
+    "normal template",
+    "label retrieval (oracle)",
+    "label consensus (oracle)",
+    "phantom reader (oracle)",
+    "text-only trigram LM",
+)
+CONSENSUS_SAMPLE = 150  # a label group's consensus is measured against at most this many of its reports (seeded)
 R2GEN_MAX_WORDS = 59  # R2Gen's max_seq_length (60) counts the start token
 R2GEN_MIN_COUNT = 3  # R2Gen's vocabulary threshold
 _START, _END = "<s>", "</s>"
@@ -65,15 +85,67 @@ def label_retrieval(
     train_reports: Sequence[str], test_reports: Mapping[str, str], uncertain_as: str = "negative"
 ) -> dict[str, str]:
     """Per test study, a training report with the same positive CheXpert observations (an oracle)."""
-    by_labels: dict[frozenset[str], Counter[str]] = defaultdict(Counter)
-    for report in train_reports:
-        by_labels[label_chexpert(report).positive(uncertain_as)][report] += 1
+    groups = _label_groups(train_reports, uncertain_as)
     retrieved = {}
     for study_id, report in test_reports.items():
-        wanted = label_chexpert(report).positive(uncertain_as)
-        labels = max(by_labels, key=lambda have: (_jaccard(have, wanted), sum(by_labels[have].values())))
-        retrieved[study_id] = by_labels[labels].most_common(1)[0][0]
+        labels = _closest_labels(groups, label_chexpert(report).positive(uncertain_as))
+        retrieved[study_id] = Counter(groups[labels]).most_common(1)[0][0]
     return retrieved
+
+
+def label_consensus(
+    train_reports: Sequence[str],
+    test_reports: Mapping[str, str],
+    uncertain_as: str = "negative",
+    sample: int = CONSENSUS_SAMPLE,
+) -> dict[str, str]:
+    """Per test study, the training report of its label group that agrees most with the group (an oracle).
+
+    The group is chosen as in :func:`label_retrieval`; each of its distinct reports is scored by
+    its summed BLEU-4 against the group's reports (a seeded sample of ``sample`` where larger).
+    """
+    groups = _label_groups(train_reports, uncertain_as)
+    chosen: dict[frozenset[str], str] = {}
+    consensus = {}
+    for study_id, report in test_reports.items():
+        labels = _closest_labels(groups, label_chexpert(report).positive(uncertain_as))
+        if labels not in chosen:
+            chosen[labels] = _group_consensus(groups[labels], sample)
+        consensus[study_id] = chosen[labels]
+    return consensus
+
+
+def _group_consensus(reports: Sequence[str], sample: int) -> str:
+    """The distinct report with the highest summed BLEU-4 against (a sample of) ``reports``."""
+    references = list(reports) if len(reports) <= sample else random.Random(0).sample(list(reports), sample)
+    reference_words = [text.split() for text in references]
+    candidates = list(dict.fromkeys(reports))  # distinct, first seen first
+    support = [sum(sentence_bleu(text.split(), words) for words in reference_words) for text in candidates]
+    return candidates[max(range(len(candidates)), key=lambda i: (support[i], -i))]
+
+
+def phantom_reader(test_reports: Mapping[str, str], seed: int = 0) -> dict[str, str]:
+    """Per test study (raw report text by id), the cleaned phantom-template report of the findings its
+    IU-phantom of ``seed`` draws (as :func:`medvl.data.iu_phantom.write_iu_phantom` draws them)."""
+    written = {}
+    for study_id, report in test_reports.items():
+        own_seed = study_seed(seed, study_id)
+        drawn, _ = iu_findings(report, stream(own_seed, REPORT_STREAM))
+        written[study_id] = clean_report(make_report(drawn, own_seed).sections["findings"], CLEANING)
+    return written
+
+
+def _label_groups(train_reports: Sequence[str], uncertain_as: str) -> dict[frozenset[str], list[str]]:
+    """The training reports grouped by their positive CheXpert observations."""
+    groups: dict[frozenset[str], list[str]] = defaultdict(list)
+    for report in train_reports:
+        groups[label_chexpert(report).positive(uncertain_as)].append(report)
+    return groups
+
+
+def _closest_labels(groups: Mapping[frozenset[str], Sequence[str]], wanted: frozenset[str]) -> frozenset[str]:
+    """``wanted`` where a group has it; else the group overlapping it most (Jaccard), then the largest."""
+    return max(groups, key=lambda have: (_jaccard(have, wanted), len(groups[have])))
 
 
 def _jaccard(first: frozenset[str], second: frozenset[str]) -> float:
@@ -131,7 +203,8 @@ def baseline_reports(
     """The cleaned ``split`` references and each baseline's reports: ``{"references", "baselines"}``."""
     studies = read_iu_annotation(annotation_json)
     train = [clean_report(s.report, CLEANING) for s in studies if s.split == "train"]
-    references = {s.study_id: clean_report(s.report, CLEANING) for s in studies if s.split == split}
+    raw_references = {s.study_id: s.report for s in studies if s.split == split}
+    references = {study_id: clean_report(text, CLEANING) for study_id, text in raw_references.items()}
     if r2gen_references:
         references = as_r2gen_references(references, train)
     constant = {
@@ -141,6 +214,8 @@ def baseline_reports(
     }
     reports = {name: dict.fromkeys(references, text) for name, text in constant.items()}
     reports["label retrieval (oracle)"] = label_retrieval(train, references, uncertain_as)
+    reports["label consensus (oracle)"] = label_consensus(train, references, uncertain_as)
+    reports["phantom reader (oracle)"] = phantom_reader(raw_references)
     return {"references": references, "baselines": {name: reports[name] for name in BASELINES}}
 
 

@@ -87,6 +87,7 @@ _HEART = r"(?:heart|cardiac)"
 _HEART_OR_MEDIASTINUM = r"(?:heart|cardiac|cardio ?mediastinal)"
 _NORMAL = r"(?:normal|unremarkable)"
 _OPACITY = r"opacit(?:y|ies)"
+_SPINE = r"(?:(?:thoracic |lumbar |t-)?spine|vertebra[el]?|(?:vertebral |intervertebral )?dis[ck]s?|endplates?)"
 
 FINDING_PHRASES: tuple[Phrase, ...] = (
     Phrase("cardiomegaly", r"cardiomegaly"),
@@ -130,6 +131,9 @@ FINDING_PHRASES: tuple[Phrase, ...] = (
     Phrase("support_device", r"(?:pacemaker|pacer|pacing)(?: leads?| wires?)?|pacemakers|pacers", device="pacemaker"),
     Phrase("support_device", r"aicd|defibrillator", device="pacemaker"),
     Phrase("support_device", r"chest tubes?|(?:nasogastric|orogastric|feeding|enteric|ng|og) tubes?"),
+    Phrase("degenerative_spine", r"spondylo(?:sis|tic)(?: changes?)?|(?:t-spine |thoracic |spinal |vertebral )?osteophytes?"),
+    Phrase("degenerative_spine", rf"degenerat\w*(?: [\w-]+){{0,5}}? {_SPINE}"),
+    Phrase("degenerative_spine", rf"{_SPINE} degenerat\w*(?: changes?| disease)?"),
 )
 
 # --- cues ----------------------------------------------------------------------------------------

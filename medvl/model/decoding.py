@@ -11,7 +11,12 @@ from medvl.errors import ConfigError
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    """Greedy (``num_beams=1``) or beam search, with length and repetition controls."""
+    """Greedy (``num_beams=1``) or beam search, with length and repetition controls.
+
+    ``consensus_candidates`` > 1 asks beam search (at least that wide) for that many candidates
+    per study and keeps the one that agrees most with the others (minimum Bayes risk with a BLEU
+    utility, :mod:`medvl.model.consensus`).
+    """
 
     num_beams: int = 3
     max_new_tokens: int = 120
@@ -20,9 +25,10 @@ class DecodingConfig:
     repetition_penalty: float = 1.0  # > 1 discourages tokens already generated
     no_repeat_ngram_size: int = 0  # forbid repeating any n-gram of this size (0: off)
     use_cache: bool = True  # reuse attention keys/values between steps (KV cache)
+    consensus_candidates: int = 1  # > 1: keep the consensus of this many beam candidates (medvl.model.consensus)
 
     def __post_init__(self) -> None:
-        for name in ("num_beams", "max_new_tokens"):
+        for name in ("num_beams", "max_new_tokens", "consensus_candidates"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"decoding.{name}: expected a positive integer, got {getattr(self, name)!r}")
         for name in ("min_new_tokens", "no_repeat_ngram_size"):
@@ -49,16 +55,22 @@ class DecodingConfig:
         """A copy with the given fields changed (``None`` values are ignored)."""
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
 
+    @property
+    def beam_width(self) -> int:
+        """The beams searched: ``num_beams``, at least ``consensus_candidates``."""
+        return max(self.num_beams, self.consensus_candidates)
+
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``transformers`` ``generate``."""
         return {
             "do_sample": False,
-            "num_beams": self.num_beams,
+            "num_beams": self.beam_width,
+            "num_return_sequences": self.consensus_candidates,
             "max_new_tokens": self.max_new_tokens,
             "min_new_tokens": self.min_new_tokens,
             "length_penalty": self.length_penalty,
             "repetition_penalty": self.repetition_penalty,
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
             "use_cache": self.use_cache,
-            "early_stopping": self.num_beams > 1,
+            "early_stopping": self.beam_width > 1,
         }

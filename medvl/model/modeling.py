@@ -26,6 +26,7 @@ from transformers.utils import ModelOutput
 
 from medvl.errors import ConfigError
 from medvl.model.config import MedVLConfig
+from medvl.model.consensus import choose_consensus
 from medvl.model.decoding import DecodingConfig
 from medvl.model.encoder import VisualEncoder
 
@@ -267,7 +268,7 @@ class MedVLModel(PreTrainedModel):
         positions = getattr(text_config, "max_position_embeddings", None)
         if positions is not None:  # never run past the language model's position table
             decoding = decoding.updated(max_new_tokens=min(decoding.max_new_tokens, positions - embeds.shape[1]))
-        return self.language_model.generate(
+        ids = self.language_model.generate(
             inputs_embeds=embeds,
             attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device),
             bos_token_id=text_config.bos_token_id,
@@ -275,3 +276,6 @@ class MedVLModel(PreTrainedModel):
             pad_token_id=text_config.pad_token_id,
             **decoding.generate_kwargs(),
         )
+        if decoding.consensus_candidates == 1:
+            return ids
+        return choose_consensus(ids, decoding.consensus_candidates, text_config.eos_token_id, text_config.pad_token_id)

@@ -31,7 +31,7 @@ from medvl.data.phantom.study import REPORT_STREAM, PhantomStudy, stream
 from medvl.data.phantom.writers import PatientIdentity, supported_formats, write_study_images
 from medvl.errors import ConfigError
 from medvl.files import atomic_path, atomic_write_text
-from medvl.findings import FINDING_KINDS, Finding
+from medvl.findings import FINDING_KINDS, SAMPLED_KINDS, Finding
 
 SPLITS = ("train", "val", "test")
 MODES = ("single", "mixed")
@@ -83,7 +83,7 @@ def _finding(kind: str, variant: tuple[str | None, str | None, str | None], rng:
 
 def _balanced_findings(rng: np.random.Generator) -> Iterator[Finding]:
     """Endless findings: kinds in shuffled rounds, each kind cycling through all its variants."""
-    kinds = list(FINDING_KINDS)
+    kinds = list(SAMPLED_KINDS)
     pending: dict[str, list[tuple[str | None, str | None, str | None]]] = {kind: [] for kind in kinds}
     while True:
         for index in rng.permutation(len(kinds)):
@@ -95,7 +95,7 @@ def _balanced_findings(rng: np.random.Generator) -> Iterator[Finding]:
 
 
 def _random_finding(rng: np.random.Generator) -> Finding:
-    kind = list(FINDING_KINDS)[int(rng.integers(len(FINDING_KINDS)))]
+    kind = SAMPLED_KINDS[int(rng.integers(len(SAMPLED_KINDS)))]
     variants = FINDING_KINDS[kind].variants()
     return _finding(kind, variants[int(rng.integers(len(variants)))], rng)
 

@@ -12,6 +12,8 @@ what it drew there. Four shapes cover every kind:
 * :class:`Device` - tubes along polylines, and a pacemaker generator box;
 * :class:`Cardiomegaly` - the (already enlarged) heart itself.
 
+Degenerative changes of the spine are solid :class:`Blobs` too: osteophytes at several disc levels.
+
 Thin shapes are drawn at least about one pixel/voxel thick so that no mask is ever empty.
 """
 
@@ -374,6 +376,26 @@ def _place_atelectasis(f: Finding, t: Thorax, rng: np.random.Generator) -> Blobs
     return Blobs(tuple(parts), sides_of(f.side), solid=False, strength=0.8, ct_hu=20.0, softness=0.5, patchiness=0.1)
 
 
+VERTEBRA_MM = 27.0  # the phantom's vertebral height (disc to disc), as the radiograph draws it
+
+
+def _place_degenerative_spine(f: Finding, t: Thorax, rng: np.random.Generator) -> Blobs:
+    """Osteophytes at 3-5 consecutive disc levels between the carina and the right dome: a beak at
+    each level's anterior margin (seen on the lateral view) and at one side of it (seen on the frontal)."""
+    levels = np.arange(t.rib_phase - 1.5 - 10 * VERTEBRA_MM, t.carina_z, VERTEBRA_MM)
+    levels = levels[(levels > t.dome_z("right") + 15.0) & (levels < t.carina_z - 10.0)]
+    count = min(len(levels), int(rng.integers(3, 6)))
+    first = int(rng.integers(0, len(levels) - count + 1))
+    anterior_y = t.spine_y + 4.0 - 15.0  # the vertebral bodies' front edge, as the lateral view draws it
+    parts = []
+    for z in levels[first : first + count]:
+        length = float(rng.uniform(3.0, 5.0))
+        parts.append(Ellipsoid((0.0, anterior_y - 0.6 * length, float(z)), (0.5 * t.spine_half_width, length, 2.5)))
+        side = float(rng.choice([-1.0, 1.0]))
+        parts.append(Ellipsoid((side * (t.spine_half_width + 0.6 * length), t.spine_y, float(z)), (length, 7.0, 2.5)))
+    return Blobs(tuple(parts), ("left", "right"), solid=True, strength=0.35, ct_hu=700.0, attenuation_mm=5.0)
+
+
 def _place_edema(f: Finding, t: Thorax, rng: np.random.Generator) -> Edema:
     parts = []
     for side in LUNG_SIDES:
@@ -447,6 +469,7 @@ PLACERS: dict[str, Callable[[Finding, Thorax, np.random.Generator], Lesion]] = {
     "edema": _place_edema,
     "calcified_granuloma": _place_granuloma,
     "support_device": _place_support_device,
+    "degenerative_spine": _place_degenerative_spine,
 }
 
 

@@ -114,6 +114,11 @@ _PRESENT = {
         "Dual-chamber pacemaker in place, leads terminating in the right heart.",
         "There is a cardiac pacemaker with its generator over the left chest.",
     ),
+    "degenerative_spine": (
+        "There are degenerative changes of the thoracic spine.",
+        "Mild degenerative changes of the thoracic spine.",
+        "Thoracic spondylosis with small anterior osteophytes.",
+    ),
 }
 
 _IMPRESSION = {
@@ -132,6 +137,7 @@ _IMPRESSION = {
     "support_device/central_line": "{Side} central venous catheter in place.",
     "support_device/endotracheal_tube": "Endotracheal tube in place.",
     "support_device/pacemaker": "Pacemaker in place.",
+    "degenerative_spine": "Degenerative changes of the thoracic spine.",
 }
 
 
@@ -169,7 +175,7 @@ LUNGS_CLEAR = Statement(
 )
 EXTRAS = (
     Statement(("The osseous structures are intact.", "No acute bony abnormality."), frozenset({"fracture"})),
-    Statement(("Visualized osseous structures are unremarkable.",), frozenset({"fracture"})),
+    Statement(("Visualized osseous structures are unremarkable.",), frozenset({"fracture", "degenerative_spine"})),
 )
 # Absent findings are listed in one "No ..." sentence; each item denies one kind.
 ABSENT_ITEMS = (
