@@ -32,3 +32,16 @@ def test_eval_reports_finding_accuracy_and_word_overlap(held_out, tmp_path, caps
     lines = (tmp_path / "drafts.jsonl").read_text().splitlines()
     assert len(lines) == 48 and {"study_id", "draft", "reference", "findings"} <= set(json.loads(lines[0]))
     assert "finding accuracy" in capsys.readouterr().out
+
+
+def test_eval_with_consensus_decoding_records_it_and_still_names_the_findings(held_out, tmp_path):
+    """--consensus 3 keeps, of three beam candidates, the one the others agree with most."""
+    assert main(["eval", "--data", str(held_out), "--out", str(tmp_path), "--consensus", "3"]) == 0
+
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert scores["decoding"]["consensus_candidates"] == 3
+    assert scores["n_drafted"] == 48
+    assert scores["findings"]["abnormal"]["accuracy"] >= 0.55
+    assert scores["findings"]["normal"]["accuracy"] >= 0.85
+    drafts = [json.loads(line)["draft"] for line in (tmp_path / "drafts.jsonl").read_text().splitlines()]
+    assert all(draft.strip() for draft in drafts)
