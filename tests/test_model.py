@@ -208,3 +208,53 @@ def test_finding_token_weight_scales_exactly_the_token_term(tokenizer):
     assert torch.allclose(finding_loss(0.0)[0], plain - token_term, atol=1e-5)  # the study term alone
     with pytest.raises(ConfigError, match="finding_token_weight"):
         MedVLConfig(finding_token_weight=-1)
+
+
+def _effusion_batch(generator: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` two-view noise studies; the odd ones have a bright block low on the frontal view's left."""
+    images = torch.randn(n, 2, 1, 64, 64, generator=generator) * 0.3
+    shown = (torch.arange(n) % 2).float()[:, None]
+    images[1::2, 0, 0, 40:60, 36:60] += 3.0
+    return images, shown
+
+
+def test_finding_prompt_makes_the_draft_say_what_the_head_sees(tokenizer):
+    """Trained 60 steps on two reports (effusion or not), a tiny model with the finding
+    prompt (taught with the true labels, drafting from its head's verdicts) writes the effusion
+    report exactly for the fresh studies that show one; its prefix holds one prompt token per
+    label after the visual tokens."""
+    torch.manual_seed(0)
+    config = tiny_config()
+    config.finding_labels, config.finding_prompt = ["pleural_effusion:left"], True
+    model = build_model(config, tokenizer)
+    reports = {0.0: "[findings] the heart is normal . no pleural effusion .", 1.0: "[findings] pleural effusion ."}
+    encoded = {shown: tokenizer(text)["input_ids"] for shown, text in reports.items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(1)
+    model.train()
+    for _ in range(60):
+        images, shown = _effusion_batch(generator, 8)
+        ids = _padded([[tokenizer.bos_token_id, *encoded[float(s)], tokenizer.eos_token_id] for s in shown[:, 0]],
+                      tokenizer.pad_token_id)
+        labels = ids.masked_fill(ids == tokenizer.pad_token_id, -100)
+        loss = model(images, torch.ones(8, 2, dtype=torch.bool), ids, attention_mask=(ids != tokenizer.pad_token_id).long(),
+                     labels=labels, finding_targets=shown).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    model.eval()
+    images, shown = _effusion_batch(torch.Generator().manual_seed(2), 6)
+    view_mask = torch.ones(6, 2, dtype=torch.bool)
+    drafts = tokenizer.batch_decode(model.generate(images, view_mask), skip_special_tokens=True)
+    assert [draft.strip() == reports[1.0] for draft in drafts] == [bool(s) for s in shown[:, 0]]
+    assert all(draft.startswith("[findings] the heart is normal") for draft, s in zip(drafts, shown[:, 0]) if not s)
+
+    with torch.no_grad():
+        output = model(images, view_mask, _padded([[tokenizer.bos_token_id]] * 6, tokenizer.pad_token_id))
+    assert output.n_prefix_tokens == output.n_visual_tokens + 1
+
+
+def _padded(rows: list[list[int]], pad: int) -> torch.Tensor:
+    width = max(len(row) for row in rows)
+    return torch.tensor([row + [pad] * (width - len(row)) for row in rows])

@@ -71,11 +71,11 @@ def token_attention(
     with eager_attention(model):
         output = model(images, view_mask, input_ids, attention_mask, output_attentions=True)
     weights = torch.stack([output.attentions[layer] for layer in layers]).mean(dim=(0, 2))  # (batch, seq, seq)
-    n_visual = output.n_visual_tokens
+    n_visual, n_prefix = output.n_visual_tokens, output.n_prefix_tokens
     maps = []
     for row, ids in enumerate(generated):
-        # the token at index j was produced by the query at position n_visual + j (BOS for j = 0)
-        visual = weights[row, n_visual : n_visual + len(ids), :n_visual].float()
+        # the token at index j was produced by the query at position n_prefix + j (BOS for j = 0)
+        visual = weights[row, n_prefix : n_prefix + len(ids), :n_visual].float()
         visual = visual / visual.sum(dim=-1, keepdim=True).clamp_min(1e-12)
         maps.append(visual.reshape(len(ids), model.config.max_views, *model.grid_shape))
     return maps

@@ -64,6 +64,12 @@ class MedVLConfig(PreTrainedConfig):
         finding_feedback: add each visual token's finding probabilities (the head's output,
             through a learned linear map) back into the token, so the language model reads
             "right pleural effusion here" directly instead of re-deriving it from features.
+        finding_prompt: put one prompt token per finding label between the visual tokens and the
+            report, saying whether the study shows that finding (as in PromptMRG's diagnosis
+            prompts): the study's true labels while training (teacher forcing), the finding
+            head's verdicts (probability above 0.5) when scoring without labels or drafting. A
+            small decoder otherwise learns the finding head's evidence too weakly to outweigh the
+            commonest normal sentences in beam search.
     """
 
     model_type = "medvl"
@@ -84,6 +90,7 @@ class MedVLConfig(PreTrainedConfig):
         finding_pos_weight: float = 1.0,
         finding_token_weight: float = 1.0,
         finding_feedback: bool = False,
+        finding_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
         self.encoder = EncoderConfig.from_dict(encoder or {}).to_dict()
@@ -120,6 +127,9 @@ class MedVLConfig(PreTrainedConfig):
         if finding_feedback and not self.finding_labels:
             raise ConfigError("finding_feedback needs finding_labels (a finding head)")
         self.finding_feedback = bool(finding_feedback)
+        if finding_prompt and not self.finding_labels:
+            raise ConfigError("finding_prompt needs finding_labels (a finding head)")
+        self.finding_prompt = bool(finding_prompt)
         super().__init__(**kwargs)
 
     @property

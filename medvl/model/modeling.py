@@ -5,7 +5,10 @@ projected into the language model's embedding space, and given a learned positio
 and view embedding (the cell embedding starts from fixed sines of the cell's coordinates).
 The tokens of all views form a prefix; the report follows it:
 
-    [view 0 tokens][view 1 tokens][BOS] t1 t2 ... tn [EOS]
+    [view 0 tokens][view 1 tokens][finding prompt tokens][BOS] t1 t2 ... tn [EOS]
+
+The finding prompt (``config.finding_prompt``, one token per finding label, "shown" or "not
+shown") is there only for models with one; see :meth:`MedVLModel.prefix`.
 
 A missing view (a study with only a frontal radiograph) is replaced by a learned "missing view"
 embedding, so every prefix has the same length and nothing needs masking. The loss is the usual
@@ -43,6 +46,7 @@ class MedVLOutput(ModelOutput):
     logits: torch.Tensor | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
     n_visual_tokens: int | None = None
+    n_prefix_tokens: int | None = None  # visual tokens plus finding prompt tokens: the report starts after them
     text_loss: torch.Tensor | None = None
     finding_loss: torch.Tensor | None = None
     finding_logits: torch.Tensor | None = None
@@ -104,6 +108,10 @@ class MedVLModel(PreTrainedModel):
         self.missing_view_embedding = nn.Parameter(torch.zeros(width))
         self.finding_head = nn.Linear(width, len(config.finding_labels)) if config.finding_labels else None
         self.finding_feedback = nn.Linear(len(config.finding_labels), width) if config.finding_feedback else None
+        # one embedding per finding label and state (0: not shown, 1: shown), at the scale of word embeddings
+        self.finding_prompt = (
+            nn.Parameter(torch.randn(len(config.finding_labels), 2, width) * 0.02) if config.finding_prompt else None
+        )
         self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
         # Score only the report's positions: the LM head over the visual prefix is wasted work.
         self._text_logits_only = "logits_to_keep" in inspect.signature(self.language_model.forward).parameters
@@ -114,11 +122,12 @@ class MedVLModel(PreTrainedModel):
     def _check_sequence_fits(self) -> None:
         """Refuse a config whose prefix plus report is longer than the LM's position table."""
         positions = getattr(self.config.text_config, "max_position_embeddings", None)
-        needed = self.n_visual_tokens + int(self.config.text["max_length"]) + 2  # BOS and EOS
+        needed = self.n_prefix_tokens + int(self.config.text["max_length"]) + 2  # BOS and EOS
         if positions is not None and positions < needed:
+            prompt = f" + {self.n_prompt_tokens} finding prompt tokens" if self.n_prompt_tokens else ""
             raise ConfigError(
                 f"the language model has {positions} positions but needs {needed}: {self.n_visual_tokens} visual "
-                f"tokens (grid {'x'.join(map(str, self.grid_shape))} x {self.config.max_views} views) + "
+                f"tokens (grid {'x'.join(map(str, self.grid_shape))} x {self.config.max_views} views){prompt} + "
                 f"{self.config.text['max_length']} report tokens + 2; use a coarser encoder.token_grid or more positions"
             )
 
@@ -149,6 +158,16 @@ class MedVLModel(PreTrainedModel):
         """Length of the visual prefix."""
         return self.config.max_views * self.tokens_per_view
 
+    @property
+    def n_prompt_tokens(self) -> int:
+        """Finding prompt tokens after the visual ones (one per finding label, or none)."""
+        return 0 if self.finding_prompt is None else len(self.config.finding_labels)
+
+    @property
+    def n_prefix_tokens(self) -> int:
+        """Length of the whole prefix the report follows: visual plus finding prompt tokens."""
+        return self.n_visual_tokens + self.n_prompt_tokens
+
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
 
@@ -166,6 +185,23 @@ class MedVLModel(PreTrainedModel):
         if self.finding_feedback is not None:
             tokens = tokens + self.finding_feedback(torch.sigmoid(token_logits))
         return tokens, token_logits
+
+    def prefix(
+        self, images: torch.Tensor, view_mask: torch.Tensor, finding_targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The whole prefix the report follows ``(batch, prefix tokens, width)`` and the token finding logits.
+
+        With ``config.finding_prompt``, the visual tokens are followed by one token per finding label
+        saying whether the study shows it: from ``finding_targets`` when given (training and
+        validation loss: teacher forcing), otherwise from the finding head (probability above 0.5).
+        """
+        visual, token_logits = self.encode(images, view_mask)
+        if self.finding_prompt is None or token_logits is None:
+            return visual, token_logits
+        shown = finding_targets if finding_targets is not None else token_logits.amax(dim=1) > 0
+        labels = torch.arange(self.n_prompt_tokens, device=visual.device)
+        prompt = self.finding_prompt[labels[None, :], shown.to(device=visual.device, dtype=torch.long)]
+        return torch.cat([visual, prompt.to(visual.dtype)], dim=1), token_logits
 
     def _image_tokens(self, images: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
         batch, views = images.shape[:2]
@@ -200,10 +236,10 @@ class MedVLModel(PreTrainedModel):
         auxiliary loss: binary cross-entropy of every token's labels, and of the study's labels
         against the maximum over its tokens.
         """
-        visual, token_logits = self.encode(images, view_mask)
+        visual, token_logits = self.prefix(images, view_mask, finding_targets)
         text = self.get_input_embeddings()(input_ids)
-        batch, n_visual = visual.shape[:2]
-        prefix_mask = torch.ones(batch, n_visual, dtype=torch.long, device=visual.device)
+        batch, n_prefix = visual.shape[:2]
+        prefix_mask = torch.ones(batch, n_prefix, dtype=torch.long, device=visual.device)
         text_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         text_length = input_ids.shape[1]
         output = self.language_model(
@@ -226,7 +262,8 @@ class MedVLModel(PreTrainedModel):
             loss=loss,
             logits=logits,
             attentions=output.attentions,
-            n_visual_tokens=n_visual,
+            n_visual_tokens=self.n_visual_tokens,
+            n_prefix_tokens=n_prefix,
             text_loss=text_loss,
             finding_loss=finding_loss,
             finding_logits=finding_logits,
@@ -262,7 +299,7 @@ class MedVLModel(PreTrainedModel):
         """Report token ids ``(batch, length)`` (no BOS; EOS then padding where a report ended)."""
         decoding = decoding or self.config.decoding_config
         text_config = self.config.text_config
-        visual = self.visual_tokens(images, view_mask)
+        visual = self.prefix(images, view_mask)[0]
         bos = torch.full((visual.shape[0], 1), text_config.bos_token_id, dtype=torch.long, device=visual.device)
         embeds = torch.cat([visual, self.get_input_embeddings()(bos).to(visual.dtype)], dim=1)
         positions = getattr(text_config, "max_position_embeddings", None)
