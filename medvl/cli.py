@@ -170,6 +170,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit a model's finding thresholds on a manifest's split and write them into its config.json."""
+    from medvl.model.config import MedVLConfig
+    from medvl.model.loading import resolve_model_dir
+    from medvl.train.calibration import calibrate
+
+    thresholds = calibrate(args.model, args.data, split=args.split, max_studies=args.limit)
+    labels = MedVLConfig.from_pretrained(resolve_model_dir(args.model)).finding_labels
+    for label, threshold in zip(labels, thresholds):
+        print(f"{label:40s} {threshold:.3f}")
+    print(f"thresholds written to {resolve_model_dir(args.model) / 'config.json'}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     """Draft a manifest's split and write finding accuracy and word-overlap scores."""
     from medvl.evaluate.run import DEFAULT_METRICS, evaluate, summary_lines
@@ -276,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--max-upload-mb", type=int, default=512, help="largest uploaded file (default 512 MB)")
     dashboard.add_argument("--model", default=None, help="model for every study (default: cxr for radiographs, ct for volumes)")
     dashboard.set_defaults(run=_cmd_dashboard)
+
+    calibration = commands.add_parser(
+        "calibrate", help="fit a model's finding thresholds (its finding prompt's verdicts) on a split"
+    )
+    calibration.add_argument("--model", required=True, help="model folder (its config.json is rewritten)")
+    calibration.add_argument("--data", type=Path, required=True, help="a manifest, or a folder holding manifest.jsonl")
+    calibration.add_argument("--split", default="val", help="which split to fit on (default val)")
+    calibration.add_argument("--limit", type=int, default=None, help="use at most this many studies")
+    calibration.set_defaults(run=_cmd_calibrate)
 
     evaluation = commands.add_parser("eval", help="draft a manifest's studies and score the drafts")
     evaluation.add_argument("--data", type=Path, required=True, help="a manifest, or a folder holding manifest.jsonl")

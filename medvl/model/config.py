@@ -70,6 +70,9 @@ class MedVLConfig(PreTrainedConfig):
             head's verdicts (probability above 0.5) when scoring without labels or drafting. A
             small decoder otherwise learns the finding head's evidence too weakly to outweigh the
             commonest normal sentences in beam search.
+        finding_thresholds: per finding label, the head probability above which the prompt says
+            "shown" (default 0.5 for every label); fitted on the validation split after training
+            (:mod:`medvl.train.calibration`).
     """
 
     model_type = "medvl"
@@ -91,6 +94,7 @@ class MedVLConfig(PreTrainedConfig):
         finding_token_weight: float = 1.0,
         finding_feedback: bool = False,
         finding_prompt: bool = False,
+        finding_thresholds: list[float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.encoder = EncoderConfig.from_dict(encoder or {}).to_dict()
@@ -130,6 +134,14 @@ class MedVLConfig(PreTrainedConfig):
         if finding_prompt and not self.finding_labels:
             raise ConfigError("finding_prompt needs finding_labels (a finding head)")
         self.finding_prompt = bool(finding_prompt)
+        if finding_thresholds is not None and (
+            len(finding_thresholds) != len(self.finding_labels) or not all(0 < t < 1 for t in finding_thresholds)
+        ):
+            raise ConfigError(
+                f"finding_thresholds: expected one number between 0 and 1 per finding label "
+                f"({len(self.finding_labels)}), got {finding_thresholds!r}"
+            )
+        self.finding_thresholds = None if finding_thresholds is None else [float(t) for t in finding_thresholds]
         super().__init__(**kwargs)
 
     @property

@@ -193,15 +193,22 @@ class MedVLModel(PreTrainedModel):
 
         With ``config.finding_prompt``, the visual tokens are followed by one token per finding label
         saying whether the study shows it: from ``finding_targets`` when given (training and
-        validation loss: teacher forcing), otherwise from the finding head (probability above 0.5).
+        validation loss: teacher forcing), otherwise from the finding head (its study probability
+        above the label's ``config.finding_thresholds``, 0.5 by default).
         """
         visual, token_logits = self.encode(images, view_mask)
         if self.finding_prompt is None or token_logits is None:
             return visual, token_logits
-        shown = finding_targets if finding_targets is not None else token_logits.amax(dim=1) > 0
+        shown = finding_targets if finding_targets is not None else self.head_verdicts(token_logits)
         labels = torch.arange(self.n_prompt_tokens, device=visual.device)
         prompt = self.finding_prompt[labels[None, :], shown.to(device=visual.device, dtype=torch.long)]
         return torch.cat([visual, prompt.to(visual.dtype)], dim=1), token_logits
+
+    def head_verdicts(self, token_logits: torch.Tensor) -> torch.Tensor:
+        """``(batch, labels)`` booleans: the study shows the label, by the head's maximum over its tokens."""
+        probabilities = torch.sigmoid(token_logits.amax(dim=1).float())
+        thresholds = self.config.finding_thresholds or [0.5] * probabilities.shape[-1]
+        return probabilities > torch.tensor(thresholds, device=probabilities.device)
 
     def _image_tokens(self, images: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
         batch, views = images.shape[:2]

@@ -1,0 +1,100 @@
+"""Finding thresholds: where each finding head verdict flips, chosen on the validation split.
+
+A model with a finding prompt (``config.finding_prompt``) tells its decoder which findings the
+head sees. A head can rank studies perfectly (an AUC of 1.0 on the validation split) and still
+put a rare label's positives below 0.5: the decoder is then told "not shown" and writes a normal
+report. After training, each label's threshold is set where its F1 on the validation studies is
+best (:func:`fit_finding_thresholds`) and stored in the model's ``config.json``
+(``finding_thresholds``); a label with fewer than ``min_positives`` validation studies keeps 0.5.
+
+    medvl calibrate --model runs/iu_phantom/best --data runs/data/iu_phantom   # the val split
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from medvl.data.dataset import StudyDataset
+from medvl.data.manifest import read_manifest
+from medvl.errors import ConfigError, ManifestError
+from medvl.evaluate.run import manifest_path
+from medvl.files import atomic_write_text
+from medvl.model.loading import load_model, resolve_model_dir
+from medvl.model.modeling import MedVLModel
+from medvl.train.batching import ReportCollator
+
+DEFAULT_THRESHOLD = 0.5
+MIN_POSITIVES = 3
+
+
+@torch.no_grad()
+def head_probabilities(model: MedVLModel, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """The finding head's study probabilities and the true labels, both ``(studies, labels)``."""
+    model.eval()
+    probabilities, targets = [], []
+    for batch in loader:
+        _, token_logits = model.encode(batch["image"], batch["view_mask"])
+        probabilities.append(torch.sigmoid(token_logits.amax(dim=1)))
+        targets.append(batch["finding_targets"])
+    return torch.cat(probabilities), torch.cat(targets)
+
+
+def best_threshold(probabilities: torch.Tensor, targets: torch.Tensor) -> float:
+    """The threshold with the best F1 of ``probabilities > threshold`` against 0/1 ``targets``.
+
+    Candidates lie halfway (in log-odds) between neighbouring distinct probabilities, so a head
+    that separates the classes gets the middle of the gap; among equals, the one nearest 0.5.
+    """
+    values = torch.unique(probabilities.double().clamp(1e-6, 1 - 1e-6))
+    logits = torch.logit(values)
+    candidates = [DEFAULT_THRESHOLD] + torch.sigmoid((logits[:-1] + logits[1:]) / 2).tolist()
+    positive = targets.bool()
+
+    def f1(threshold: float) -> float:
+        called = probabilities > threshold
+        true_positives = int((called & positive).sum())
+        return 2 * true_positives / max(1, int(called.sum()) + int(positive.sum()))
+
+    return max(candidates, key=lambda t: (f1(t), -abs(math.log(t / (1 - t)))))
+
+
+def fit_finding_thresholds(
+    probabilities: torch.Tensor, targets: torch.Tensor, min_positives: int = MIN_POSITIVES
+) -> list[float]:
+    """Per label (column), :func:`best_threshold`, or 0.5 where fewer than ``min_positives`` are true."""
+    return [
+        round(best_threshold(probabilities[:, label], targets[:, label]), 6)
+        if int(targets[:, label].sum()) >= min_positives
+        else DEFAULT_THRESHOLD
+        for label in range(targets.shape[1])
+    ]
+
+
+def calibrate(
+    model_dir: str | Path,
+    data: str | Path,
+    split: str = "val",
+    max_studies: int | None = None,
+    batch_size: int = 16,
+) -> list[float]:
+    """Fit the finding thresholds of the model in ``model_dir`` on ``split`` of the manifest in
+    ``data`` (a manifest, or a folder holding one) and write them into its ``config.json`` (atomically). Returns them, one per finding label."""
+    model_dir = resolve_model_dir(model_dir)
+    model, tokenizer = load_model(model_dir)
+    if not model.config.finding_labels:
+        raise ConfigError(f"{model_dir}: the model has no finding head to calibrate")
+    manifest = manifest_path(data)
+    rows = [row for row in read_manifest(manifest) if row.split == split][:max_studies]
+    if not rows:
+        raise ManifestError(f"no studies in split {split!r}", manifest)
+    dataset = StudyDataset(rows, model.config.transform_config, None, train=False)
+    collator = ReportCollator(tokenizer, model.config, model.grid_shape)
+    probabilities, targets = head_probabilities(model, DataLoader(dataset, batch_size=batch_size, collate_fn=collator))
+    thresholds = fit_finding_thresholds(probabilities, targets)
+    model.config.finding_thresholds = thresholds
+    atomic_write_text(model_dir / "config.json", model.config.to_json_string(use_diff=True))
+    return thresholds
