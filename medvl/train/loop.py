@@ -107,12 +107,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     accelerator = _accelerator(config)
     process_group = torch.distributed.group.WORLD  # None in a single process
     best = _train(accelerator, config, resume)
+    # the main process alone (the process group has ended with the training)
     if accelerator.is_main_process and MedVLConfig.from_pretrained(best).finding_prompt:
         from medvl.train.calibration import calibrate
 
         thresholds = calibrate(best, config.data.manifest, config.data.val_split, config.data.max_val_studies)
         logger.info("finding thresholds fitted on %s: %s", config.data.val_split, thresholds)
-    accelerator.wait_for_everyone()
     # Free the DDP model before the process group, then the group from Python. Freed by the DDP
     # model, the gloo group is destroyed holding the GIL while its worker thread waits for the GIL
     # to free the last gathered tensors: a deadlock at exit in about 1 two-process run in 12
