@@ -172,13 +172,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit a model's finding thresholds on a manifest's split and write them into its config.json."""
-    from medvl.model.config import MedVLConfig
     from medvl.model.loading import resolve_model_dir
     from medvl.train.calibration import calibrate
 
     thresholds = calibrate(args.model, args.data, split=args.split, max_studies=args.limit)
-    labels = MedVLConfig.from_pretrained(resolve_model_dir(args.model)).finding_labels
-    for label, threshold in zip(labels, thresholds):
+    for label, threshold in thresholds.items():
         print(f"{label:40s} {threshold:.3f}")
     print(f"thresholds written to {resolve_model_dir(args.model) / 'config.json'}")
     return 0

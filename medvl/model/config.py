@@ -67,9 +67,9 @@ class MedVLConfig(PreTrainedConfig):
         finding_prompt: put one prompt token per finding label between the visual tokens and the
             report, saying whether the study shows that finding (as in PromptMRG's diagnosis
             prompts): the study's true labels while training (teacher forcing), the finding
-            head's verdicts (probability above 0.5) when scoring without labels or drafting. A
-            small decoder otherwise learns the finding head's evidence too weakly to outweigh the
-            commonest normal sentences in beam search.
+            head's verdicts (probability above the label's threshold) when scoring without labels
+            or drafting. A small decoder otherwise learns the finding head's evidence too weakly
+            to outweigh the commonest normal sentences in beam search.
         finding_thresholds: per finding label, the head probability above which the prompt says
             "shown" (default 0.5 for every label); fitted on the validation split after training
             (:mod:`medvl.train.calibration`).

@@ -204,9 +204,14 @@ class MedVLModel(PreTrainedModel):
         prompt = self.finding_prompt[labels[None, :], shown.to(device=visual.device, dtype=torch.long)]
         return torch.cat([visual, prompt.to(visual.dtype)], dim=1), token_logits
 
+    @staticmethod
+    def study_probabilities(token_logits: torch.Tensor) -> torch.Tensor:
+        """``(batch, labels)``: the finding head's probability of each label for the study (its tokens' maximum)."""
+        return torch.sigmoid(token_logits.amax(dim=1).float())
+
     def head_verdicts(self, token_logits: torch.Tensor) -> torch.Tensor:
-        """``(batch, labels)`` booleans: the study shows the label, by the head's maximum over its tokens."""
-        probabilities = torch.sigmoid(token_logits.amax(dim=1).float())
+        """``(batch, labels)`` booleans: the study probability is above the label's threshold."""
+        probabilities = self.study_probabilities(token_logits)
         thresholds = self.config.finding_thresholds or [0.5] * probabilities.shape[-1]
         return probabilities > torch.tensor(thresholds, device=probabilities.device)
 

@@ -38,7 +38,7 @@ def head_probabilities(model: MedVLModel, loader: DataLoader) -> tuple[torch.Ten
     probabilities, targets = [], []
     for batch in loader:
         _, token_logits = model.encode(batch["image"], batch["view_mask"])
-        probabilities.append(torch.sigmoid(token_logits.amax(dim=1)))
+        probabilities.append(model.study_probabilities(token_logits))
         targets.append(batch["finding_targets"])
     return torch.cat(probabilities), torch.cat(targets)
 
@@ -80,9 +80,10 @@ def calibrate(
     split: str = "val",
     max_studies: int | None = None,
     batch_size: int = 16,
-) -> list[float]:
+) -> dict[str, float]:
     """Fit the finding thresholds of the model in ``model_dir`` on ``split`` of the manifest in
-    ``data`` (a manifest, or a folder holding one) and write them into its ``config.json`` (atomically). Returns them, one per finding label."""
+    ``data`` (a manifest, or a folder holding one) and write them into its ``config.json``
+    (atomically). Returns each finding label's threshold."""
     model_dir = resolve_model_dir(model_dir)
     model, tokenizer = load_model(model_dir)
     if not model.config.finding_labels:
@@ -97,4 +98,4 @@ def calibrate(
     thresholds = fit_finding_thresholds(probabilities, targets)
     model.config.finding_thresholds = thresholds
     atomic_write_text(model_dir / "config.json", model.config.to_json_string(use_diff=True))
-    return thresholds
+    return dict(zip(model.config.finding_labels, thresholds))
