@@ -23,8 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from medvl.data.dataset import collate
 from medvl.model.decoding import DecodingConfig
-from medvl.report.generation import generate_ids
 from medvl.report.drafting import Drafter
+from medvl.report.generation import generate_ids
 
 
 def resident_mib(field: str) -> float:
@@ -85,7 +85,7 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}")
 
     def draft(batch: dict, settings: DecodingConfig) -> list[list[int]]:
-        return generate_ids(model, batch["image"], batch["view_mask"], settings)
+        return generate_ids(model, batch["image"], batch["view_mask"], settings, drafter.tokenizer)
 
     latencies = timed(lambda: draft(single, decoding), args.repeats)
     p50, p95 = np.percentile(latencies, 50) * 1000, np.percentile(latencies, 95) * 1000

@@ -77,6 +77,8 @@ DECODING_FLAGS = {  # flag -> DecodingConfig field
     "no_repeat_ngram_size": "no_repeat_ngram_size",
     "length_penalty": "length_penalty",
     "consensus": "consensus_candidates",
+    "finding_check": "finding_check",
+    "finding_bias": "finding_bias",
 }
 
 
@@ -90,6 +92,14 @@ def _add_decoding_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--consensus", type=int, default=None, metavar="N",
         help="keep the consensus (minimum Bayes risk, BLEU) of N beam candidates (default: the model's; 1: off)",
+    )
+    command.add_argument(
+        "--finding-check", action=argparse.BooleanOptionalAction, default=None,
+        help="keep a beam candidate that states what the finding head sees (default: the model's)",
+    )
+    command.add_argument(
+        "--finding-bias", type=float, default=None, metavar="B",
+        help="favour the words naming a finding the head sees by B (log-probability; default: the model's)",
     )
 
 

@@ -241,6 +241,11 @@ def finding_label(finding: Finding | dict[str, Any], with_side: bool = True) -> 
     return ":".join(str(values[key]) for key in keys if values.get(key))
 
 
+def label_kind(label: str) -> str:
+    """The finding kind of a finding-head label (``"pleural_effusion:left"`` -> ``"pleural_effusion"``)."""
+    return label.split(":", 1)[0]
+
+
 def study_labels(finding: Finding | dict[str, Any], sides: str = "token") -> list[str]:
     """The finding-head labels a study with ``finding`` has (``sides``: see ``HEAD_SIDES``).
 

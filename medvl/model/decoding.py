@@ -16,6 +16,11 @@ class DecodingConfig:
     ``consensus_candidates`` > 1 asks beam search (at least that wide) for that many candidates
     per study and keeps the one that agrees most with the others (minimum Bayes risk with a BLEU
     utility, :mod:`medvl.model.consensus`).
+
+    ``finding_check`` (models with a finding head) keeps, among the beam's candidates, those that
+    state what the head sees and nothing the model cannot see, then the likeliest (or the
+    consensus) of them; ``finding_bias`` > 0 adds that much to the log-probability of the words
+    that name a finding the head sees, until the draft names it: :mod:`medvl.report.finding_check`.
     """
 
     num_beams: int = 3
@@ -26,6 +31,8 @@ class DecodingConfig:
     no_repeat_ngram_size: int = 0  # forbid repeating any n-gram of this size (0: off)
     use_cache: bool = True  # reuse attention keys/values between steps (KV cache)
     consensus_candidates: int = 1  # > 1: keep the consensus of this many beam candidates (medvl.model.consensus)
+    finding_check: bool = False  # keep a candidate that states what the finding head sees (medvl.report.finding_check)
+    finding_bias: float = 0.0  # > 0: favour the words naming a finding the head sees, until the draft names it
 
     def __post_init__(self) -> None:
         for name in ("num_beams", "max_new_tokens", "consensus_candidates"):
@@ -34,6 +41,10 @@ class DecodingConfig:
         for name in ("min_new_tokens", "no_repeat_ngram_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"decoding.{name}: expected an integer >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.finding_check, bool):
+            raise ConfigError(f"decoding.finding_check: expected true or false, got {self.finding_check!r}")
+        if not isinstance(self.finding_bias, (int, float)) or self.finding_bias < 0:
+            raise ConfigError(f"decoding.finding_bias: expected a number >= 0, got {self.finding_bias!r}")
         if self.repetition_penalty <= 0 or self.length_penalty <= 0:
             raise ConfigError("decoding: repetition_penalty and length_penalty must be positive")
 
@@ -60,12 +71,17 @@ class DecodingConfig:
         """The beams searched: ``num_beams``, at least ``consensus_candidates``."""
         return max(self.num_beams, self.consensus_candidates)
 
+    @property
+    def n_candidates(self) -> int:
+        """Candidates returned per study: every beam with ``finding_check``, else ``consensus_candidates``."""
+        return self.beam_width if self.finding_check else self.consensus_candidates
+
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``transformers`` ``generate``."""
         return {
             "do_sample": False,
             "num_beams": self.beam_width,
-            "num_return_sequences": self.consensus_candidates,
+            "num_return_sequences": self.n_candidates,
             "max_new_tokens": self.max_new_tokens,
             "min_new_tokens": self.min_new_tokens,
             "length_penalty": self.length_penalty,

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from medvl.errors import ConfigError
@@ -308,15 +309,45 @@ class MedVLModel(PreTrainedModel):
 
     @torch.no_grad()
     def generate(self, images: torch.Tensor, view_mask: torch.Tensor, decoding: DecodingConfig | None = None) -> torch.Tensor:
-        """Report token ids ``(batch, length)`` (no BOS; EOS then padding where a report ended)."""
+        """Report token ids ``(batch, length)`` (no BOS; EOS then padding where a report ended).
+
+        The likeliest candidate, or with ``consensus_candidates`` > 1 their consensus. The finding
+        check needs the report text: :func:`medvl.report.generation.generate_ids` applies it.
+        """
+        decoding = decoding or self.config.decoding_config
+        ids, _ = self.generate_candidates(images, view_mask, decoding)
+        text_config = self.config.text_config
+        groups = ids.view(images.shape[0], decoding.n_candidates, -1)
+        if decoding.consensus_candidates == 1:
+            return groups[:, 0]
+        ids = groups[:, : decoding.consensus_candidates].flatten(0, 1)
+        return choose_consensus(ids, decoding.consensus_candidates, text_config.eos_token_id, text_config.pad_token_id)
+
+    @torch.no_grad()
+    def generate_candidates(
+        self,
+        images: torch.Tensor,
+        view_mask: torch.Tensor,
+        decoding: DecodingConfig | None = None,
+        guide: Callable[[torch.Tensor], LogitsProcessor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every study's ``decoding.n_candidates`` candidate reports, likeliest first,
+        ``(batch * n_candidates, length)``, and the finding head's verdicts ``(batch, labels)``
+        (``None`` without a finding head).
+
+        ``guide``, given the verdicts, returns a logits processor that steers the search (rows
+        study by study, ``decoding.beam_width`` rows each): :class:`medvl.report.finding_check.FindingWordBias`.
+        """
         decoding = decoding or self.config.decoding_config
         text_config = self.config.text_config
-        visual = self.prefix(images, view_mask)[0]
+        visual, token_logits = self.prefix(images, view_mask)
         bos = torch.full((visual.shape[0], 1), text_config.bos_token_id, dtype=torch.long, device=visual.device)
         embeds = torch.cat([visual, self.get_input_embeddings()(bos).to(visual.dtype)], dim=1)
         positions = getattr(text_config, "max_position_embeddings", None)
         if positions is not None:  # never run past the language model's position table
             decoding = decoding.updated(max_new_tokens=min(decoding.max_new_tokens, positions - embeds.shape[1]))
+        verdicts = None if token_logits is None else self.head_verdicts(token_logits)
+        steering = {} if guide is None or verdicts is None else {"logits_processor": LogitsProcessorList([guide(verdicts)])}
         ids = self.language_model.generate(
             inputs_embeds=embeds,
             attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device),
@@ -324,7 +355,6 @@ class MedVLModel(PreTrainedModel):
             eos_token_id=text_config.eos_token_id,
             pad_token_id=text_config.pad_token_id,
             **decoding.generate_kwargs(),
+            **steering,
         )
-        if decoding.consensus_candidates == 1:
-            return ids
-        return choose_consensus(ids, decoding.consensus_candidates, text_config.eos_token_id, text_config.pad_token_id)
+        return ids, verdicts

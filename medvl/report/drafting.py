@@ -148,7 +148,7 @@ class Drafter:
         batch = collate(samples)
         images, view_mask = batch["image"].to(self.device), batch["view_mask"].to(self.device)
         with torch.no_grad():
-            generated = generate_ids(self.model, images, view_mask, self.decoding)
+            generated = generate_ids(self.model, images, view_mask, self.decoding, self.tokenizer)
             drafts = [self._draft(sample, ids) for sample, ids in zip(samples, generated)]
             if explain and ATTENTION in methods:
                 self._add_attention_maps(drafts, batch, images, view_mask, generated)
