@@ -15,6 +15,7 @@ from medvl.report.finding_check import (
     disagreements,
     finding_words,
     seen_kinds,
+    unworded_findings,
     verifiable_observations,
 )
 from medvl.report.generation import generate_ids
@@ -58,6 +59,16 @@ def test_the_check_keeps_the_likeliest_candidate_that_agrees_with_the_head():
     assert checked_index(texts, frozenset({"nodule"}), VERIFIABLE) == 2
     assert checked_index(texts, frozenset(), VERIFIABLE) == 0
     assert checked_index([FRACTURE, NODULE], frozenset(), VERIFIABLE) == 0  # all disagree once: the likeliest
+
+
+def test_among_equals_the_check_prefers_a_seen_finding_worded_as_its_chexpert_observation():
+    blunting = "the heart is normal in size . blunting of the left costophrenic angle ."
+    effusion = "the heart is normal in size . small left pleural effusion ."
+    seen = frozenset({"pleural_effusion"})
+    assert disagreements(blunting, seen, VERIFIABLE) == disagreements(effusion, seen, VERIFIABLE) == 0
+    assert unworded_findings(blunting, seen) == 1 and unworded_findings(effusion, seen) == 0
+    assert checked_index([blunting, effusion], seen, VERIFIABLE) == 1
+    assert unworded_findings(NORMAL, frozenset({"degenerative_spine"})) == 0  # no CheXpert observation to word
 
 
 def test_the_check_with_consensus_keeps_the_consensus_of_the_agreeing_candidates():

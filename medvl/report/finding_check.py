@@ -13,7 +13,9 @@ labelers and counts its **disagreements** with the head:
   a widened mediastinum for the IU-phantom models).
 
 The kept draft is the likeliest of the candidates with the fewest disagreements (or their
-consensus, with ``consensus_candidates`` > 1).
+consensus, with ``consensus_candidates`` > 1); among equals, those that word each seen finding as
+its CheXpert observation come first (:func:`unworded_findings`: "blunting of the costophrenic
+angle" names an effusion for the finding labeler, and for CheXpert only another abnormality).
 
 The check can only choose among what the beam found. ``decoding.finding_bias`` steers the search
 itself (:class:`FindingWordBias`): while a draft has not yet named a finding the head sees, the
@@ -63,6 +65,12 @@ def disagreements(text: str, seen: frozenset[str], verifiable: frozenset[str]) -
     return len(stated_kinds(text) ^ seen) + len(unverifiable_claims(text, verifiable))
 
 
+def unworded_findings(text: str, seen: frozenset[str]) -> int:
+    """How many seen kinds with a CheXpert observation the draft does not state as that observation."""
+    stated = label_chexpert(text).positive()
+    return sum(1 for kind in seen if kind in FINDING_KINDS and FINDING_KINDS[kind].chexpert not in (None, *stated))
+
+
 def checked_index(
     texts: Sequence[str],
     seen: frozenset[str],
@@ -70,8 +78,8 @@ def checked_index(
     candidate_ids: Sequence[Sequence[int]] | None = None,
 ) -> int:
     """The index of the kept candidate: the first (likeliest) of those with the fewest
-    disagreements, or, given their token ids, the consensus of those."""
-    counts = [disagreements(text, seen, verifiable) for text in texts]
+    disagreements, then the fewest unworded findings, or, given their token ids, the consensus of those."""
+    counts = [(disagreements(text, seen, verifiable), unworded_findings(text, seen)) for text in texts]
     fewest = [index for index, count in enumerate(counts) if count == min(counts)]
     if candidate_ids is None or len(fewest) < 2:
         return fewest[0]
