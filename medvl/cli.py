@@ -79,6 +79,7 @@ DECODING_FLAGS = {  # flag -> DecodingConfig field
     "consensus": "consensus_candidates",
     "finding_check": "finding_check",
     "finding_bias": "finding_bias",
+    "state_findings": "state_findings",
 }
 
 
@@ -100,6 +101,10 @@ def _add_decoding_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--finding-bias", type=float, default=None, metavar="B",
         help="favour the words naming a finding the head sees by B (log-probability; default: the model's)",
+    )
+    command.add_argument(
+        "--state-findings", action=argparse.BooleanOptionalAction, default=None,
+        help="edit the draft to state what the finding head sees, in the model's finding sentences (default: the model's)",
     )
 
 
@@ -181,14 +186,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit a model's finding thresholds on a manifest's split and write them into its config.json."""
+    """Fit a model's finding thresholds on a manifest's split, mine its finding sentences from the
+    training split, and write both into its config.json."""
+    from medvl.model.config import MedVLConfig
     from medvl.model.loading import resolve_model_dir
     from medvl.train.calibration import calibrate
 
     thresholds = calibrate(args.model, args.data, split=args.split, max_studies=args.limit)
+    sentences = MedVLConfig.from_pretrained(resolve_model_dir(args.model)).finding_sentences
     for label, threshold in thresholds.items():
-        print(f"{label:40s} {threshold:.3f}")
-    print(f"thresholds written to {resolve_model_dir(args.model) / 'config.json'}")
+        print(f"{label:40s} {threshold:.3f}  {sentences.get(label, '(no finding sentence)')}")
+    print(f"thresholds and finding sentences written to {resolve_model_dir(args.model) / 'config.json'}")
     return 0
 
 

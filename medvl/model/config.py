@@ -73,6 +73,9 @@ class MedVLConfig(PreTrainedConfig):
         finding_thresholds: per finding label, the head probability above which the prompt says
             "shown" (default 0.5 for every label); fitted on the validation split after training
             (:mod:`medvl.train.calibration`).
+        finding_sentences: per finding label, the training sentence that states that finding,
+            put into a draft that does not state what the head sees (``decoding.state_findings``,
+            :mod:`medvl.report.finding_sentences`); mined when the model is calibrated.
     """
 
     model_type = "medvl"
@@ -95,6 +98,7 @@ class MedVLConfig(PreTrainedConfig):
         finding_feedback: bool = False,
         finding_prompt: bool = False,
         finding_thresholds: list[float] | None = None,
+        finding_sentences: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.encoder = EncoderConfig.from_dict(encoder or {}).to_dict()
@@ -142,6 +146,10 @@ class MedVLConfig(PreTrainedConfig):
                 f"({len(self.finding_labels)}), got {finding_thresholds!r}"
             )
         self.finding_thresholds = None if finding_thresholds is None else [float(t) for t in finding_thresholds]
+        unknown = sorted(set(finding_sentences or {}) - set(self.finding_labels))
+        if unknown:
+            raise ConfigError(f"finding_sentences: {', '.join(unknown)} are not finding labels of this model")
+        self.finding_sentences = dict(finding_sentences or {})
         super().__init__(**kwargs)
 
     @property

@@ -21,6 +21,8 @@ class DecodingConfig:
     state what the head sees and nothing the model cannot see, then the likeliest (or the
     consensus) of them; ``finding_bias`` > 0 adds that much to the log-probability of the words
     that name a finding the head sees, until the draft names it: :mod:`medvl.report.finding_check`.
+    ``state_findings`` then edits the kept draft so that it states what the head sees and no
+    finding it does not (the model's mined finding sentences, :mod:`medvl.report.finding_sentences`).
     """
 
     num_beams: int = 3
@@ -33,6 +35,7 @@ class DecodingConfig:
     consensus_candidates: int = 1  # > 1: keep the consensus of this many beam candidates (medvl.model.consensus)
     finding_check: bool = False  # keep a candidate that states what the finding head sees (medvl.report.finding_check)
     finding_bias: float = 0.0  # > 0: favour the words naming a finding the head sees, until the draft names it
+    state_findings: bool = False  # edit the draft to state what the head sees (medvl.report.finding_sentences)
 
     def __post_init__(self) -> None:
         for name in ("num_beams", "max_new_tokens", "consensus_candidates"):
@@ -43,6 +46,8 @@ class DecodingConfig:
                 raise ConfigError(f"decoding.{name}: expected an integer >= 0, got {getattr(self, name)!r}")
         if not isinstance(self.finding_check, bool):
             raise ConfigError(f"decoding.finding_check: expected true or false, got {self.finding_check!r}")
+        if not isinstance(self.state_findings, bool):
+            raise ConfigError(f"decoding.state_findings: expected true or false, got {self.state_findings!r}")
         if not isinstance(self.finding_bias, (int, float)) or self.finding_bias < 0:
             raise ConfigError(f"decoding.finding_bias: expected a number >= 0, got {self.finding_bias!r}")
         if self.repetition_penalty <= 0 or self.length_penalty <= 0:

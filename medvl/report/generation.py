@@ -16,6 +16,7 @@ from medvl.report.finding_check import (
     seen_kinds,
     verifiable_observations,
 )
+from medvl.report.finding_sentences import stated_ids
 
 
 def generate_ids(
@@ -28,13 +29,17 @@ def generate_ids(
     """Per study, the generated token ids up to (not including) EOS.
 
     With a finding head, ``decoding.finding_bias`` steers the search towards the findings the
-    head sees and ``decoding.finding_check`` keeps the candidate that states them
-    (:mod:`medvl.report.finding_check`; both read words: ``tokenizer`` is needed).
+    head sees, ``decoding.finding_check`` keeps the candidate that states them
+    (:mod:`medvl.report.finding_check`) and ``decoding.state_findings`` edits it to state them
+    (:mod:`medvl.report.finding_sentences`); all read words: ``tokenizer`` is needed.
     """
     decoding = decoding or model.config.decoding_config
-    if (decoding.finding_check or decoding.finding_bias) and model.finding_head is not None:
+    steered = decoding.finding_check or decoding.finding_bias or decoding.state_findings
+    if steered and model.finding_head is not None:
         if tokenizer is None:
-            raise ConfigError("decoding.finding_check and finding_bias read the drafts: pass the model's tokenizer")
+            raise ConfigError(
+                "decoding.finding_check, finding_bias and state_findings read the drafts: pass the model's tokenizer"
+            )
         return _checked_ids(model, tokenizer, images, view_mask, decoding)
     return [_until_eos(model, row) for row in model.generate(images, view_mask, decoding).tolist()]
 
@@ -47,7 +52,7 @@ def _checked_ids(
     decoding: DecodingConfig,
 ) -> list[list[int]]:
     """Each study's candidate from a search steered by ``finding_bias``, kept by the finding check
-    (or, without it, the likeliest or the consensus)."""
+    (or, without it, the likeliest or the consensus), edited by ``state_findings``."""
     labels = model.config.finding_labels
 
     def guide(verdicts: torch.Tensor) -> FindingWordBias:
@@ -73,6 +78,10 @@ def _checked_ids(
         else:
             index = consensus_index(group) if decoding.consensus_candidates > 1 else 0
         chosen.append(group[index])
+    if decoding.state_findings and model.config.finding_sentences:
+        for study, shown in enumerate(verdicts.tolist()):
+            seen_labels = [label for label, seen in zip(labels, shown) if seen]
+            chosen[study] = stated_ids(tokenizer, chosen[study], seen_labels, model.config.finding_sentences, verifiable)
     return chosen
 
 

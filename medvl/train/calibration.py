@@ -5,7 +5,14 @@ head sees. A head can rank studies perfectly (an AUC of 1.0 on the validation sp
 put a rare label's positives below 0.5: the decoder is then told "not shown" and writes a normal
 report. After training, each label's threshold is set where its F1 on the validation studies is
 best (:func:`fit_finding_thresholds`) and stored in the model's ``config.json``
-(``finding_thresholds``); a label with fewer than ``min_positives`` validation studies keeps 0.5.
+(``finding_thresholds``). A label with fewer than ``min_positives`` validation studies (a sided
+atelectasis, an edema: two or three in IU-phantom's val split) is fitted on the validation and
+training studies together, where the training split has positives the model ranks as it ranks
+the held-out ones (its head does not memorise them: IU-phantom's rare labels score 0.02-0.8 on
+their own training positives); with too few there either, it keeps 0.5.
+Calibration also mines each label's finding sentence from the training split's reports
+(:func:`medvl.report.finding_sentences.mine_finding_sentences`, ``finding_sentences``), which
+``decoding.state_findings`` puts into drafts that do not state what the head sees.
 
     medvl calibrate --model runs/iu_phantom/best --data runs/data/iu_phantom   # the val split
 """
@@ -19,12 +26,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from medvl.data.dataset import StudyDataset
-from medvl.data.manifest import read_manifest
+from medvl.data.manifest import ManifestRow, read_manifest
 from medvl.errors import ConfigError, ManifestError
 from medvl.evaluate.run import manifest_path
 from medvl.files import atomic_write_text
 from medvl.model.loading import load_model, resolve_model_dir
 from medvl.model.modeling import MedVLModel
+from medvl.report.finding_sentences import mine_finding_sentences, untagged
 from medvl.train.batching import ReportCollator
 
 DEFAULT_THRESHOLD = 0.5
@@ -63,15 +71,22 @@ def best_threshold(probabilities: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def fit_finding_thresholds(
-    probabilities: torch.Tensor, targets: torch.Tensor, min_positives: int = MIN_POSITIVES
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    min_positives: int = MIN_POSITIVES,
+    more: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[float]:
-    """Per label (column), :func:`best_threshold`, or 0.5 where fewer than ``min_positives`` are true."""
-    return [
-        round(best_threshold(probabilities[:, label], targets[:, label]), 6)
-        if int(targets[:, label].sum()) >= min_positives
-        else DEFAULT_THRESHOLD
-        for label in range(targets.shape[1])
-    ]
+    """Per label (column), :func:`best_threshold`, or, where fewer than ``min_positives`` are
+    true, the best threshold over these studies and ``more`` (probabilities and targets of other
+    studies: the training split's) together, or 0.5 where those have too few positives too."""
+    thresholds = []
+    for label in range(targets.shape[1]):
+        found, wanted = probabilities[:, label], targets[:, label]
+        if int(wanted.sum()) < min_positives and more is not None:
+            found, wanted = torch.cat([found, more[0][:, label]]), torch.cat([wanted, more[1][:, label]])
+        enough = int(wanted.sum()) >= min_positives
+        thresholds.append(round(best_threshold(found, wanted), 6) if enough else DEFAULT_THRESHOLD)
+    return thresholds
 
 
 def calibrate(
@@ -80,10 +95,12 @@ def calibrate(
     split: str = "val",
     max_studies: int | None = None,
     batch_size: int = 16,
+    train_split: str = "train",
 ) -> dict[str, float]:
     """Fit the finding thresholds of the model in ``model_dir`` on ``split`` of the manifest in
-    ``data`` (a manifest, or a folder holding one) and write them into its ``config.json``
-    (atomically). Returns each finding label's threshold."""
+    ``data`` (a manifest, or a folder holding one; labels rare there on ``train_split`` too), mine
+    its finding sentences from the reports of ``train_split``, and write both into its
+    ``config.json`` (atomically). Returns each finding label's threshold."""
     model_dir = resolve_model_dir(model_dir)
     model, tokenizer = load_model(model_dir)
     if not model.config.finding_labels:
@@ -92,10 +109,20 @@ def calibrate(
     rows = [row for row in read_manifest(manifest) if row.split == split][:max_studies]
     if not rows:
         raise ManifestError(f"no studies in split {split!r}", manifest)
-    dataset = StudyDataset(rows, model.config.transform_config, None, train=False)
     collator = ReportCollator(tokenizer, model.config, model.grid_shape)
-    probabilities, targets = head_probabilities(model, DataLoader(dataset, batch_size=batch_size, collate_fn=collator))
-    thresholds = fit_finding_thresholds(probabilities, targets)
+
+    def probabilities_of(studies: list[ManifestRow]) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = StudyDataset(studies, model.config.transform_config, None, train=False)
+        return head_probabilities(model, DataLoader(dataset, batch_size=batch_size, collate_fn=collator))
+
+    probabilities, targets = probabilities_of(rows)
+    training_rows = [row for row in read_manifest(manifest) if row.split == train_split]
+    rare = bool((targets.sum(dim=0) < MIN_POSITIVES).any())
+    more = probabilities_of(training_rows) if rare and training_rows else None
+    thresholds = fit_finding_thresholds(probabilities, targets, more=more)
     model.config.finding_thresholds = thresholds
+    model.config.finding_sentences = mine_finding_sentences(
+        (untagged(model.config.report_target(row.report)) for row in training_rows), model.config.finding_labels, tokenizer
+    )
     atomic_write_text(model_dir / "config.json", model.config.to_json_string(use_diff=True))
     return dict(zip(model.config.finding_labels, thresholds))

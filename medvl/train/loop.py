@@ -111,7 +111,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if accelerator.is_main_process and MedVLConfig.from_pretrained(best).finding_prompt:
         from medvl.train.calibration import calibrate
 
-        thresholds = calibrate(best, config.data.manifest, config.data.val_split, config.data.max_val_studies)
+        thresholds = calibrate(
+            best, config.data.manifest, config.data.val_split, config.data.max_val_studies,
+            train_split=config.data.train_split,
+        )
         logger.info("finding thresholds fitted on %s: %s", config.data.val_split, thresholds)
     # Free the DDP model before the process group, then the group from Python. Freed by the DDP
     # model, the gloo group is destroyed holding the GIL while its worker thread waits for the GIL
