@@ -80,6 +80,7 @@ DECODING_FLAGS = {  # flag -> DecodingConfig field
     "finding_check": "finding_check",
     "finding_bias": "finding_bias",
     "state_findings": "state_findings",
+    "report_bank": "report_bank",
 }
 
 
@@ -105,6 +106,11 @@ def _add_decoding_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--state-findings", action=argparse.BooleanOptionalAction, default=None,
         help="edit the draft to state what the finding head sees, in the model's finding sentences (default: the model's)",
+    )
+    command.add_argument(
+        "--report-bank", choices=("off", "choose", "consensus"), default=None,
+        help="choose the draft against the model's training reports of the findings the head sees; consensus: "
+        "their consensus report competes too (default: the model's)",
     )
 
 

@@ -12,6 +12,8 @@ from train_fixtures import tiny_run
 from medvl.errors import ConfigError
 from medvl.model import MedVLConfig
 from medvl.model.loading import load_model
+from medvl.report.finding_sentences import label_key, states_exactly
+from medvl.report.report_bank import ReportBank
 from medvl.train.calibration import best_threshold, fit_finding_thresholds
 from medvl.train.config import TrainConfig
 from medvl.train.loop import train
@@ -65,3 +67,7 @@ def test_training_with_a_finding_prompt_fits_and_keeps_the_thresholds(tmp_path):
     assert len(written["finding_thresholds"]) == len(written["finding_labels"]) > 0
     assert model.config.finding_thresholds == written["finding_thresholds"]
     assert model.n_prefix_tokens == model.n_visual_tokens + len(written["finding_labels"])
+    for label, sentence in written["finding_sentences"].items():  # mined from the training reports
+        assert states_exactly(sentence, label_key(label))
+    bank = ReportBank.load(best)  # written with them; 40 studies make few groups of 30
+    assert bank is not None and all(group.n_reports >= 30 for group in bank.groups.values())

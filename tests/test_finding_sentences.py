@@ -82,6 +82,18 @@ def test_sentences_claiming_what_the_head_does_not_see_are_dropped():
     assert kept == "the heart is normal in size . there is a right upper lobe nodule ."  # its own wording stays
 
 
+def test_a_finding_on_the_wrong_side_is_replaced_by_the_seen_sides_sentence():
+    draft = "the heart is normal in size . there is a right upper lobe nodule . the lungs are clear ."
+    edited = state_findings(draft, ["nodule:left"], SENTENCES, VERIFIABLE)
+    assert edited == "the heart is normal in size . there is a left upper lobe nodule . the lungs are clear ."
+    both = state_findings(draft, ["nodule:left", "nodule:right"], SENTENCES, VERIFIABLE)
+    assert "right upper lobe nodule" in both and "left upper lobe nodule" in both
+    unsided = "the heart is normal in size . there are scattered nodules ."
+    assert state_findings(unsided, ["nodule:left"], SENTENCES, VERIFIABLE).endswith(
+        "there is a left upper lobe nodule . there are scattered nodules ."
+    )  # kept (no side to contradict), and the seen side is stated
+
+
 def test_a_finding_not_worded_as_its_chexpert_observation_gets_its_sentence():
     draft = "the heart is normal in size . blunting of the left costophrenic angle ."
     edited = state_findings(draft, ["pleural_effusion:left"], SENTENCES, VERIFIABLE)

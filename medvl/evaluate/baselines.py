@@ -12,7 +12,7 @@ None of them looks at an image; they show what word-overlap metrics give for fre
   model that gets every finding right but has no say in the wording;
 * **label consensus (oracle)**: as label retrieval, but of the training reports with those
   observations the one that agrees most with the others (the highest mean BLEU-4 against them:
-  minimum Bayes risk, :func:`medvl.model.consensus.sentence_bleu` on words). It shows how far a
+  minimum Bayes risk, :func:`medvl.report.report_bank.consensus_report` on words). It shows how far a
   model that reads every finding right can go on word overlap by choosing its wording well;
 * **phantom reader (oracle)**: per test study, the phantom report template
   (:func:`medvl.data.phantom.reports.make_report`, findings section) of exactly the findings its
@@ -50,7 +50,7 @@ from medvl.evaluate.clinical import UNCERTAIN_AS, clinical_metrics
 from medvl.evaluate.nlg import METRICS, nlg_metrics
 from medvl.evaluate.tables import scores_table
 from medvl.files import atomic_write_text
-from medvl.model.consensus import sentence_bleu
+from medvl.report.report_bank import consensus_report
 from medvl.text import CleaningConfig, clean_report, split_sentences
 
 CLEANING = CleaningConfig(style="r2gen_iu")
@@ -118,10 +118,7 @@ def label_consensus(
 def _group_consensus(reports: Sequence[str], sample: int) -> str:
     """The distinct report with the highest summed BLEU-4 against (a sample of) ``reports``."""
     references = list(reports) if len(reports) <= sample else random.Random(0).sample(list(reports), sample)
-    reference_words = [text.split() for text in references]
-    candidates = list(dict.fromkeys(reports))  # distinct, first seen first
-    support = [sum(sentence_bleu(text.split(), words) for words in reference_words) for text in candidates]
-    return candidates[max(range(len(candidates)), key=lambda i: (support[i], -i))]
+    return consensus_report(reports, references)
 
 
 def phantom_reader(test_reports: Mapping[str, str], seed: int = 0) -> dict[str, str]:

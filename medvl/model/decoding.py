@@ -23,6 +23,8 @@ class DecodingConfig:
     that name a finding the head sees, until the draft names it: :mod:`medvl.report.finding_check`.
     ``state_findings`` then edits the kept draft so that it states what the head sees and no
     finding it does not (the model's mined finding sentences, :mod:`medvl.report.finding_sentences`).
+    ``report_bank`` (``"choose"`` or ``"consensus"``) keeps, of the checked candidates, the one
+    closest to the training reports of the findings the head sees (:mod:`medvl.report.report_bank`).
     """
 
     num_beams: int = 3
@@ -36,6 +38,7 @@ class DecodingConfig:
     finding_check: bool = False  # keep a candidate that states what the finding head sees (medvl.report.finding_check)
     finding_bias: float = 0.0  # > 0: favour the words naming a finding the head sees, until the draft names it
     state_findings: bool = False  # edit the draft to state what the head sees (medvl.report.finding_sentences)
+    report_bank: str = "off"  # "choose" / "consensus": choose against the training reports of the head's findings
 
     def __post_init__(self) -> None:
         for name in ("num_beams", "max_new_tokens", "consensus_candidates"):
@@ -48,6 +51,8 @@ class DecodingConfig:
             raise ConfigError(f"decoding.finding_check: expected true or false, got {self.finding_check!r}")
         if not isinstance(self.state_findings, bool):
             raise ConfigError(f"decoding.state_findings: expected true or false, got {self.state_findings!r}")
+        if self.report_bank not in ("off", "choose", "consensus"):
+            raise ConfigError(f"decoding.report_bank: expected off, choose or consensus, got {self.report_bank!r}")
         if not isinstance(self.finding_bias, (int, float)) or self.finding_bias < 0:
             raise ConfigError(f"decoding.finding_bias: expected a number >= 0, got {self.finding_bias!r}")
         if self.repetition_penalty <= 0 or self.length_penalty <= 0:
@@ -78,8 +83,9 @@ class DecodingConfig:
 
     @property
     def n_candidates(self) -> int:
-        """Candidates returned per study: every beam with ``finding_check``, else ``consensus_candidates``."""
-        return self.beam_width if self.finding_check else self.consensus_candidates
+        """Candidates returned per study: every beam with ``finding_check`` or ``report_bank``, else
+        ``consensus_candidates``."""
+        return self.beam_width if self.finding_check or self.report_bank != "off" else self.consensus_candidates
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``transformers`` ``generate``."""

@@ -29,6 +29,7 @@ from medvl.model.decoding import DecodingConfig
 from medvl.model.loading import load_model, model_version, resolve_model_dir
 from medvl.report.draft import Draft, split_draft_sentences
 from medvl.report.generation import generate_ids
+from medvl.report.report_bank import ReportBank
 from medvl.samples import resolve_study_path
 
 ATTENTION = "attention"
@@ -62,6 +63,7 @@ class Drafter:
         decoding defaults (a :class:`DecodingConfig`) or changes some of them (a mapping)."""
         self.model_dir = resolve_model_dir(model_dir)
         self.model, self.tokenizer = load_model(self.model_dir)
+        self.report_bank = ReportBank.load(self.model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.version = model_version(self.model_dir)
@@ -148,7 +150,7 @@ class Drafter:
         batch = collate(samples)
         images, view_mask = batch["image"].to(self.device), batch["view_mask"].to(self.device)
         with torch.no_grad():
-            generated = generate_ids(self.model, images, view_mask, self.decoding, self.tokenizer)
+            generated = generate_ids(self.model, images, view_mask, self.decoding, self.tokenizer, self.report_bank)
             drafts = [self._draft(sample, ids) for sample, ids in zip(samples, generated)]
             if explain and ATTENTION in methods:
                 self._add_attention_maps(drafts, batch, images, view_mask, generated)

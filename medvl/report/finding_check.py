@@ -81,16 +81,22 @@ def unworded_findings(text: str, seen: frozenset[str]) -> int:
     return sum(1 for kind in seen if kind in FINDING_KINDS and FINDING_KINDS[kind].chexpert not in (None, *stated))
 
 
+def checked_indices(texts: Sequence[str], seen: frozenset[str], verifiable: frozenset[str]) -> list[int]:
+    """The indices of the candidates with the fewest disagreements, then the fewest unworded
+    findings, likeliest first."""
+    counts = [(disagreements(text, seen, verifiable), unworded_findings(text, seen)) for text in texts]
+    return [index for index, count in enumerate(counts) if count == min(counts)]
+
+
 def checked_index(
     texts: Sequence[str],
     seen: frozenset[str],
     verifiable: frozenset[str],
     candidate_ids: Sequence[Sequence[int]] | None = None,
 ) -> int:
-    """The index of the kept candidate: the first (likeliest) of those with the fewest
-    disagreements, then the fewest unworded findings, or, given their token ids, the consensus of those."""
-    counts = [(disagreements(text, seen, verifiable), unworded_findings(text, seen)) for text in texts]
-    fewest = [index for index, count in enumerate(counts) if count == min(counts)]
+    """The index of the kept candidate: the first (likeliest) of :func:`checked_indices`, or, given
+    their token ids, the consensus of those."""
+    fewest = checked_indices(texts, seen, verifiable)
     if candidate_ids is None or len(fewest) < 2:
         return fewest[0]
     return fewest[consensus_index([candidate_ids[index] for index in fewest])]

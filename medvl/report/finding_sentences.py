@@ -5,11 +5,12 @@ with the head, but no candidate may state a finding the head sees, and the likel
 claim one it rules out. With ``decoding.state_findings`` the chosen draft is edited, sentence by
 sentence, so that the report and the head agree:
 
-* a sentence is dropped when it states a finding kind the head does not see, or a CheXpert
+* a sentence is dropped when it states a finding kind the head does not see, a kind it sees on
+  another side only ("right lower lobe opacity" where the head sees a left one), or a CheXpert
   observation none of the head's kinds can show (a copied "healed rib fractures");
-* for each label the head sees whose kind the draft does not state (or states only in words that
-  are not its CheXpert observation, "blunting of the costophrenic angle" for an effusion), that
-  label's *finding sentence* is put after the draft's first sentence.
+* for each label the head sees that the draft does not state on its side (or states only in words
+  that are not its CheXpert observation, "blunting of the costophrenic angle" for an effusion),
+  that label's *finding sentence* is put after the draft's first sentence.
 
 A label's finding sentence is the commonest training sentence that states exactly that finding
 (its kind and side, by the phantom labeler; its CheXpert observation and no other, by the
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 from transformers import PreTrainedTokenizerFast
 
 from medvl.evaluate.chexpert import NO_FINDING
 from medvl.evaluate.labeler import label_report
-from medvl.findings import FINDING_KINDS, label_kind
-from medvl.report.finding_check import stated_kinds, stated_observations, unverifiable_claims
+from medvl.findings import FINDING_KINDS
+from medvl.report.finding_check import stated_observations, unverifiable_claims
 from medvl.text import split_sentences
 
 SIDES = ("left", "right", "bilateral")
@@ -82,25 +84,37 @@ def mine_finding_sentences(
     }
 
 
+@lru_cache(maxsize=8192)
+def stated_findings(text: str) -> frozenset[tuple[str, str | None, str | None]]:
+    """The (kind, side, device) of each finding ``text`` states as present."""
+    return frozenset(tuple(key) for key in label_report(text).positive)
+
+
 def state_findings(
     text: str, seen_labels: Sequence[str], sentences: Mapping[str, str], verifiable: frozenset[str]
 ) -> str:
     """``text`` (cleaned sentences) edited to state the findings of ``seen_labels`` and no other:
-    sentences claiming an unseen kind or an unverifiable observation are dropped, the finding
-    sentence of each seen label whose kind is not stated as its observation goes after the first
-    sentence."""
-    seen = {label_kind(label) for label in seen_labels}
-    kept = [
-        sentence
-        for sentence in split_sentences(text)
-        if stated_kinds(sentence) <= seen and not unverifiable_claims(sentence, verifiable)
-    ]
-    stated, observations = stated_kinds(" ".join(kept)), stated_observations(" ".join(kept))
+    sentences claiming an unseen kind, a seen kind on a side the head does not see it on, or an
+    unverifiable observation are dropped; the finding sentence of each seen label not stated (on
+    its side, as its CheXpert observation) goes after the first sentence."""
+    seen = [label_key(label) for label in seen_labels]
+    sides: dict[str, set[str | None]] = {}
+    for kind, side, _ in seen:
+        sides.setdefault(kind, set()).add(side)
+
+    def claims_unseen(sentence: str) -> bool:
+        return any(
+            kind not in sides or (side is not None and side not in sides[kind] and not sides[kind] & {None, "bilateral"})
+            for kind, side, _ in stated_findings(sentence)
+        ) or bool(unverifiable_claims(sentence, verifiable))
+
+    kept = [sentence for sentence in split_sentences(text) if not claims_unseen(sentence)]
+    stated, observations = stated_findings(" ".join(kept)), stated_observations(" ".join(kept))
     added: dict[str, str] = {}
-    for label in seen_labels:
-        kind = label_kind(label)
+    for label, (kind, side, _) in zip(seen_labels, seen):
+        on_its_side = any(found == kind and (side is None or found_side == side) for found, found_side, _ in stated)
         wanted = observation_of(kind)
-        worded = kind in stated and (wanted is None or wanted in observations)
+        worded = on_its_side and (wanted is None or wanted in observations)
         if not worded and kind not in added and label in sentences:
             added[kind] = sentences[label]
     return " ".join([*kept[:1], *added.values(), *kept[1:]])

@@ -11,12 +11,13 @@ from medvl.model.decoding import DecodingConfig
 from medvl.model.modeling import MedVLModel
 from medvl.report.finding_check import (
     FindingWordBias,
-    checked_index,
+    checked_indices,
     finding_words,
     seen_kinds,
     verifiable_observations,
 )
 from medvl.report.finding_sentences import stated_ids
+from medvl.report.report_bank import ReportBank
 
 
 def generate_ids(
@@ -25,22 +26,26 @@ def generate_ids(
     view_mask: torch.Tensor,
     decoding: DecodingConfig | None = None,
     tokenizer: PreTrainedTokenizerFast | None = None,
+    bank: ReportBank | None = None,
 ) -> list[list[int]]:
     """Per study, the generated token ids up to (not including) EOS.
 
     With a finding head, ``decoding.finding_bias`` steers the search towards the findings the
-    head sees, ``decoding.finding_check`` keeps the candidate that states them
-    (:mod:`medvl.report.finding_check`) and ``decoding.state_findings`` edits it to state them
-    (:mod:`medvl.report.finding_sentences`); all read words: ``tokenizer`` is needed.
+    head sees, ``decoding.finding_check`` keeps the candidates that state them
+    (:mod:`medvl.report.finding_check`), ``decoding.report_bank`` keeps the one closest to
+    ``bank``'s training reports of those findings (:mod:`medvl.report.report_bank`) and
+    ``decoding.state_findings`` edits it to state them (:mod:`medvl.report.finding_sentences`);
+    all read words: ``tokenizer`` is needed.
     """
     decoding = decoding or model.config.decoding_config
-    steered = decoding.finding_check or decoding.finding_bias or decoding.state_findings
+    steered = decoding.finding_check or decoding.finding_bias or decoding.state_findings or decoding.report_bank != "off"
     if steered and model.finding_head is not None:
         if tokenizer is None:
             raise ConfigError(
-                "decoding.finding_check, finding_bias and state_findings read the drafts: pass the model's tokenizer"
+                "decoding.finding_check, finding_bias, state_findings and report_bank read the drafts: "
+                "pass the model's tokenizer"
             )
-        return _checked_ids(model, tokenizer, images, view_mask, decoding)
+        return _checked_ids(model, tokenizer, images, view_mask, decoding, bank)
     return [_until_eos(model, row) for row in model.generate(images, view_mask, decoding).tolist()]
 
 
@@ -50,9 +55,11 @@ def _checked_ids(
     images: torch.Tensor,
     view_mask: torch.Tensor,
     decoding: DecodingConfig,
+    bank: ReportBank | None,
 ) -> list[list[int]]:
-    """Each study's candidate from a search steered by ``finding_bias``, kept by the finding check
-    (or, without it, the likeliest or the consensus), edited by ``state_findings``."""
+    """Each study's candidate from a search steered by ``finding_bias``: of those the finding
+    check keeps, the closest to the report bank's group, or the likeliest (or the consensus);
+    edited by ``state_findings``."""
     labels = model.config.finding_labels
 
     def guide(verdicts: torch.Tensor) -> FindingWordBias:
@@ -67,17 +74,21 @@ def _checked_ids(
     n = decoding.n_candidates
     chosen = []
     for study, shown in enumerate(verdicts.tolist()):
-        group = rows[study * n : (study + 1) * n]
-        if decoding.finding_check:
-            index = checked_index(
-                decode_targets(tokenizer, group),
-                seen_kinds(labels, shown),
-                verifiable,
-                candidate_ids=group if decoding.consensus_candidates > 1 else None,
-            )
+        group, seen = rows[study * n : (study + 1) * n], seen_kinds(labels, shown)
+        texts = decode_targets(tokenizer, group)
+        kept = checked_indices(texts, seen, verifiable) if decoding.finding_check else list(range(len(group)))
+        shown_labels = [label for label, seen_label in zip(labels, shown) if seen_label]
+        reports = bank.group(shown_labels) if bank is not None and decoding.report_bank != "off" else None
+        if reports is not None:
+            options, option_texts = [group[index] for index in kept], [texts[index] for index in kept]
+            if decoding.report_bank == "consensus":
+                options.append(tokenizer.encode(reports.consensus, add_special_tokens=False))
+                option_texts.append(reports.consensus)
+            chosen.append(options[reports.closest(option_texts)])
+        elif decoding.consensus_candidates > 1:
+            chosen.append(group[kept[consensus_index([group[index] for index in kept])]])
         else:
-            index = consensus_index(group) if decoding.consensus_candidates > 1 else 0
-        chosen.append(group[index])
+            chosen.append(group[kept[0]])
     if decoding.state_findings and model.config.finding_sentences:
         for study, shown in enumerate(verdicts.tolist()):
             seen_labels = [label for label, seen in zip(labels, shown) if seen]

@@ -12,7 +12,9 @@ the held-out ones (its head does not memorise them: IU-phantom's rare labels sco
 their own training positives); with too few there either, it keeps 0.5.
 Calibration also mines each label's finding sentence from the training split's reports
 (:func:`medvl.report.finding_sentences.mine_finding_sentences`, ``finding_sentences``), which
-``decoding.state_findings`` puts into drafts that do not state what the head sees.
+``decoding.state_findings`` puts into drafts that do not state what the head sees, and writes its
+report bank (:mod:`medvl.report.report_bank`, ``report_bank.json``): the training reports grouped
+by their findings, which ``decoding.report_bank`` chooses drafts against.
 
     medvl calibrate --model runs/iu_phantom/best --data runs/data/iu_phantom   # the val split
 """
@@ -30,9 +32,11 @@ from medvl.data.manifest import ManifestRow, read_manifest
 from medvl.errors import ConfigError, ManifestError
 from medvl.evaluate.run import manifest_path
 from medvl.files import atomic_write_text
+from medvl.findings import study_labels
 from medvl.model.loading import load_model, resolve_model_dir
 from medvl.model.modeling import MedVLModel
 from medvl.report.finding_sentences import mine_finding_sentences, untagged
+from medvl.report.report_bank import ReportBank, build_report_bank
 from medvl.train.batching import ReportCollator
 
 DEFAULT_THRESHOLD = 0.5
@@ -89,6 +93,11 @@ def fit_finding_thresholds(
     return thresholds
 
 
+def study_finding_labels(row: ManifestRow, sides: str) -> frozenset[str]:
+    """The finding-head labels of a manifest row's drawn findings."""
+    return frozenset(label for finding in row.findings for label in study_labels(finding, sides))
+
+
 def calibrate(
     model_dir: str | Path,
     data: str | Path,
@@ -124,5 +133,11 @@ def calibrate(
     model.config.finding_sentences = mine_finding_sentences(
         (untagged(model.config.report_target(row.report)) for row in training_rows), model.config.finding_labels, tokenizer
     )
+    known = set(model.config.finding_labels)
+    targets_and_labels = [
+        (model.config.report_target(row.report), study_finding_labels(row, model.config.finding_sides) & known)
+        for row in training_rows
+    ]
+    ReportBank(build_report_bank(targets_and_labels, set(tokenizer.get_vocab()))).save(model_dir)
     atomic_write_text(model_dir / "config.json", model.config.to_json_string(use_diff=True))
     return dict(zip(model.config.finding_labels, thresholds))

@@ -1,0 +1,128 @@
+"""The report bank: training reports grouped by their findings, the evidence a draft is chosen by.
+
+A small decoder trained on a few thousand reports ranks one radiologist's wording first as often
+as the wording most radiologists share. With ``decoding.report_bank`` the draft is chosen by
+minimum Bayes risk against real reports of studies like this one: the training reports whose
+drawn findings are the findings the head sees, side included (their *group*: the same finding
+labels; at least
+:data:`MIN_GROUP_REPORTS` of them). Of the candidates the finding check keeps, the one with the
+highest mean BLEU-4 against the group's reports (a seeded sample of at most
+:data:`MAX_GROUP_REPORTS`) is kept:
+
+* ``"choose"``: the candidates are the decoder's beams; it writes every word;
+* ``"consensus"``: the group's *consensus report* competes too: the group's report (in the
+  model's vocabulary) with the highest mean BLEU-4 against the others, as the ``label consensus``
+  baseline chooses with the test labels (:mod:`medvl.evaluate.baselines`), here with the head's.
+  It is how a radiologist's normal template works: the commonest wording of a normal study.
+
+Studies whose finding pattern has no group (a rare combination) keep the finding check's choice.
+The bank is written at calibration (:func:`medvl.train.calibration.calibrate`) into the model
+folder as ``report_bank.json``. It holds training report text: build it from de-identified
+reports only (``medvl deid``), as IU X-ray's are.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from medvl.errors import ModelError
+from medvl.files import atomic_write_text
+from medvl.model.consensus import sentence_bleu
+
+BANK_FILE = "report_bank.json"
+MIN_GROUP_REPORTS = 30
+MAX_GROUP_REPORTS = 150
+BANK_MODES = ("off", "choose", "consensus")
+
+
+@dataclass(frozen=True)
+class ReportGroup:
+    """The training reports of one finding pattern: a sample of them and their consensus."""
+
+    labels: frozenset[str]  # finding-head labels ("opacity:left"); empty for normal studies
+    n_reports: int
+    reports: tuple[str, ...]  # tagged report targets, as the decoder writes them
+    consensus: str
+
+    def support(self, text: str) -> float:
+        """The mean BLEU-4 of ``text`` against the group's reports (words, section tags included)."""
+        words = text.split()
+        return sum(sentence_bleu(words, report.split()) for report in self.reports) / len(self.reports)
+
+    def closest(self, texts: Sequence[str]) -> int:
+        """The index of the text with the highest support (the first among equals)."""
+        supports = [self.support(text) for text in texts]
+        return max(range(len(texts)), key=lambda index: (supports[index], -index))
+
+
+def consensus_report(reports: Sequence[str], evidence: Sequence[str]) -> str:
+    """Of the distinct ``reports``, the one with the highest summed BLEU-4 against ``evidence``."""
+    evidence_words = [text.split() for text in evidence]
+    candidates = list(dict.fromkeys(reports))  # distinct, first seen first
+    support = [sum(sentence_bleu(text.split(), words) for words in evidence_words) for text in candidates]
+    return candidates[max(range(len(candidates)), key=lambda index: (support[index], -index))]
+
+
+def build_report_bank(
+    reports: Iterable[tuple[str, frozenset[str]]],
+    vocabulary: set[str],
+    min_reports: int = MIN_GROUP_REPORTS,
+    max_reports: int = MAX_GROUP_REPORTS,
+    seed: int = 0,
+) -> list[ReportGroup]:
+    """Groups of (tagged report target, finding labels) pairs with at least ``min_reports`` reports;
+    each keeps a seeded sample of ``max_reports`` and the consensus of its reports whose words are
+    all in ``vocabulary`` (the model can write and read them)."""
+    by_labels: dict[frozenset[str], list[str]] = defaultdict(list)
+    for text, labels in reports:
+        by_labels[frozenset(labels)].append(text)
+    groups = []
+    for labels, texts in sorted(by_labels.items(), key=lambda item: (-len(item[1]), sorted(item[0]))):
+        writable = [text for text in texts if all(word in vocabulary for word in text.split())]
+        if len(texts) < min_reports or not writable:
+            continue
+        sample = texts if len(texts) <= max_reports else random.Random(seed).sample(texts, max_reports)
+        groups.append(ReportGroup(labels, len(texts), tuple(sample), consensus_report(writable, sample)))
+    return groups
+
+
+class ReportBank:
+    """The groups of a model's report bank, found by the finding labels the head sees."""
+
+    def __init__(self, groups: Iterable[ReportGroup]) -> None:
+        self.groups = {group.labels: group for group in groups}
+
+    def group(self, labels: Iterable[str]) -> ReportGroup | None:
+        """The group of exactly these finding labels, or ``None``."""
+        return self.groups.get(frozenset(labels))
+
+    def save(self, model_dir: str | Path) -> Path:
+        """Write ``report_bank.json`` into ``model_dir`` (atomically)."""
+        rows = [
+            {"labels": sorted(group.labels), "n_reports": group.n_reports, "consensus": group.consensus,
+             "reports": list(group.reports)}
+            for group in self.groups.values()
+        ]
+        path = Path(model_dir) / BANK_FILE
+        atomic_write_text(path, json.dumps({"groups": rows}, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> ReportBank | None:
+        """The bank in ``model_dir``, or ``None`` where it has none."""
+        path = Path(model_dir) / BANK_FILE
+        if not path.is_file():
+            return None
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["groups"]
+            return cls(
+                ReportGroup(frozenset(row["labels"]), int(row["n_reports"]), tuple(row["reports"]), row["consensus"])
+                for row in rows
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"unreadable report bank: {exc}", path) from exc
