@@ -98,6 +98,18 @@ def test_a_sample_is_drafted_with_its_sections_scored_and_exportable():
     assert [button.label for button in app.download_button] == ["Text", "JSON"]  # no SR for a PNG study
 
 
+def test_sentences_not_written_by_the_decoder_say_who_wrote_them():
+    app = open_app()
+    app.text_input(key="model").set_value("iu").run()
+    app.selectbox(key="sample").select("chest-xray").run()  # its phantom shows a right effusion
+    assert not app.exception, app.exception
+
+    options = [option for option in sentence_choice(app).options if not option.startswith("None")]
+    marked = [option for option in options if option.endswith(("_(report bank)_", "_(finding sentence)_"))]
+    assert marked, options  # iu drafts with the report bank and finding sentences
+    assert any("report bank" in caption.value and "finding sentence" in caption.value for caption in app.caption)
+
+
 def test_choosing_a_sentence_draws_its_map_over_each_view_and_none_removes_it():
     app = open_sample("chest-xray")
     choice = sentence_choice(app)

@@ -17,7 +17,7 @@ from medvl.report.finding_sentences import (
     stated_ids,
     states_exactly,
 )
-from medvl.report.generation import generate_ids
+from medvl.report.generation import FINDING_SENTENCE, generate_ids, generate_reports
 from medvl.text import train_tokenizer
 from medvl.train.calibration import fit_finding_thresholds
 from tests.test_model import tiny_config
@@ -132,6 +132,9 @@ def test_an_untrained_model_states_what_its_head_sees_only_with_state_findings(t
     stated = [tokenizer.decode(ids) for ids in generate_ids(model, images, view_mask, plain.updated(state_findings=True), tokenizer)]
     assert not any(stated_kinds(text) == {"nodule"} for text in written)
     assert all(stated_kinds(text) == {"nodule"} and SENTENCES["nodule:left"] in text for text in stated)
+    reports = generate_reports(model, images, view_mask, plain.updated(state_findings=True), tokenizer)
+    assert all(report.stated == {SENTENCES["nodule:left"]} for report in reports)
+    assert all(report.origin(SENTENCES["nodule:left"]) == FINDING_SENTENCE for report in reports)
 
 
 def test_rare_labels_are_fitted_on_the_training_studies_too():

@@ -11,7 +11,7 @@ from medvl.errors import ConfigError, ModelError
 from medvl.model.decoding import DecodingConfig
 from medvl.model.loading import build_model, resolve_model_dir
 from medvl.report.report_bank import ReportBank, ReportGroup, build_report_bank, consensus_report
-from medvl.report.generation import decode_targets, generate_ids
+from medvl.report.generation import DECODER, REPORT_BANK, decode_targets, generate_ids, generate_reports
 from medvl.text import train_tokenizer
 from tests.test_model import tiny_config
 
@@ -96,6 +96,10 @@ def test_an_untrained_model_writes_the_groups_consensus_only_when_asked(tokenize
         own = [text.split(" [EOS]")[0] for text in beams[study * 3 : (study + 1) * 3]]
         assert draft in own and group.support(draft) == max(group.support(text) for text in own)
     assert drafts(plain.updated(report_bank="consensus")) == [NODULE] * 3  # beats untrained babble
+    written = generate_reports(model, images, view_mask, plain.updated(report_bank="consensus"), tokenizer, bank)
+    assert all(report.writer == REPORT_BANK and report.origin("the lungs are clear .") == REPORT_BANK for report in written)
+    own = generate_reports(model, images, view_mask, plain.updated(report_bank="choose"), tokenizer, bank)
+    assert all(report.writer == DECODER and not report.stated for report in own)
     assert drafts(plain.updated(report_bank="consensus"), with_bank=None) == drafts(plain)  # no bank: no change
     config.finding_thresholds = [0.0, 1.0, 1.0]  # cardiomegaly alone: no group in the bank
     assert drafts(plain.updated(report_bank="consensus")) == drafts(plain)

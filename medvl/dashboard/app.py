@@ -141,6 +141,13 @@ def show_draft(source: StudySource, run: DraftRun, drafter: Drafter, draft_key: 
     show_reference(source, draft, drafter, draft_key)
 
 
+ORIGINS_NOTE = (
+    "Sentences marked *report bank* come from the consensus of the training reports with the findings "
+    "the model's finding head sees; *finding sentence* marks a sentence put in because the head sees "
+    "that finding and the decoder did not state it. Their maps show where the model looked while reading them."
+)
+
+
 def choose_sentence(draft: Draft, draft_key: str) -> int:
     """The sentence whose map is drawn (:data:`NO_SENTENCE` for none)."""
     if not draft.sentences:
@@ -151,14 +158,18 @@ def choose_sentence(draft: Draft, draft_key: str) -> int:
         if index == NO_SENTENCE:
             return "None: show the images alone"
         sentence = draft.sentences[index]
-        return f"**{sentence.section.title()}**: {sentence.text}"
+        written_by = "" if sentence.origin == "decoder" else f" _({sentence.origin})_"
+        return f"**{sentence.section.title()}**: {sentence.text}{written_by}"
 
-    return st.radio(
+    chosen = st.radio(
         "Choose a sentence to see where it came from",
         [NO_SENTENCE, *range(len(draft.sentences))],
         format_func=label,
         key=f"sentence-{draft_key}",
     )
+    if any(sentence.origin != "decoder" for sentence in draft.sentences):
+        st.caption(ORIGINS_NOTE)
+    return chosen
 
 
 def show_views(views: list[View], draft: Draft, sentence: int, draft_key: str) -> None:

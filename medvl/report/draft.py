@@ -23,12 +23,15 @@ SENTENCE_END = "."
 
 @dataclass(frozen=True)
 class DraftSentence:
-    """One sentence: its section, display text and the span of generated tokens it came from."""
+    """One sentence: its section, display text, the span of generated tokens it came from, and
+    who wrote it: ``"decoder"``, ``"report bank"`` (the consensus report of the training reports
+    with the head's findings) or ``"finding sentence"`` (put in for a finding the head sees)."""
 
     section: str
     text: str
     token_start: int
     token_end: int  # exclusive
+    origin: str = "decoder"
 
 
 @dataclass
@@ -68,7 +71,8 @@ class Draft:
             "study_uid_hash": self.study_uid_hash,
             "sections": self.sections,
             "sentences": [
-                {"section": s.section, "text": s.text, "tokens": [s.token_start, s.token_end]} for s in self.sentences
+                {"section": s.section, "text": s.text, "tokens": [s.token_start, s.token_end], "origin": s.origin}
+                for s in self.sentences
             ],
             "tokens": self.tokens,
             "model": {"name": self.model_name, "version": self.model_version},

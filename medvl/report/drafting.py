@@ -10,7 +10,7 @@ A :class:`Drafter` holds one loaded model for many calls (the CLI and the dashbo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from medvl.io import Study, load_study
 from medvl.model.decoding import DecodingConfig
 from medvl.model.loading import load_model, model_version, resolve_model_dir
 from medvl.report.draft import Draft, split_draft_sentences
-from medvl.report.generation import generate_ids
+from medvl.report.generation import GeneratedReport, generate_reports
 from medvl.report.report_bank import ReportBank
 from medvl.samples import resolve_study_path
 
@@ -150,8 +150,9 @@ class Drafter:
         batch = collate(samples)
         images, view_mask = batch["image"].to(self.device), batch["view_mask"].to(self.device)
         with torch.no_grad():
-            generated = generate_ids(self.model, images, view_mask, self.decoding, self.tokenizer, self.report_bank)
-            drafts = [self._draft(sample, ids) for sample, ids in zip(samples, generated)]
+            reports = generate_reports(self.model, images, view_mask, self.decoding, self.tokenizer, self.report_bank)
+            drafts = [self._draft(sample, report) for sample, report in zip(samples, reports)]
+            generated = [report.ids for report in reports]
             if explain and ATTENTION in methods:
                 self._add_attention_maps(drafts, batch, images, view_mask, generated)
         for method in (method for method in methods if explain and method in SAMPLE_MAP_METHODS):
@@ -159,11 +160,17 @@ class Drafter:
                 draft.maps[method] = SAMPLE_MAP_METHODS[method](self.model, sample, ids, draft.sentences)
         return drafts
 
-    def _draft(self, sample: dict[str, Any], ids: list[int]) -> Draft:
+    def _draft(self, sample: dict[str, Any], report: GeneratedReport) -> Draft:
+        ids = report.ids
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        sentences = split_draft_sentences(
-            tokens, lambda start, end: self.tokenizer.decode(ids[start:end], skip_special_tokens=True)
-        )
+
+        def cleaned(start: int, end: int) -> str:
+            return self.tokenizer.decode(ids[start:end], skip_special_tokens=True)
+
+        sentences = [
+            replace(sentence, origin=report.origin(cleaned(sentence.token_start, sentence.token_end)))
+            for sentence in split_draft_sentences(tokens, cleaned)
+        ]
         study_uid_hash = sample["study"].study_uid_hash
         return Draft(
             study=study_uid_hash or sample["study"].source.name,

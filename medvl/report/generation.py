@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from transformers import PreTrainedTokenizerFast
 
@@ -16,8 +18,24 @@ from medvl.report.finding_check import (
     seen_kinds,
     verifiable_observations,
 )
-from medvl.report.finding_sentences import stated_ids
+from medvl.report.finding_sentences import stated_ids, untagged
 from medvl.report.report_bank import ReportBank
+from medvl.text import split_sentences
+
+DECODER, REPORT_BANK, FINDING_SENTENCE = "decoder", "report bank", "finding sentence"  # who wrote a sentence
+
+
+@dataclass(frozen=True)
+class GeneratedReport:
+    """One study's generated token ids (no EOS) and who wrote them."""
+
+    ids: list[int]
+    writer: str = DECODER  # REPORT_BANK where the report bank's consensus report was kept
+    stated: frozenset[str] = frozenset()  # the sentences ``state_findings`` put in (cleaned text)
+
+    def origin(self, sentence: str) -> str:
+        """Who wrote ``sentence`` (cleaned text) of this report."""
+        return FINDING_SENTENCE if sentence in self.stated else self.writer
 
 
 def generate_ids(
@@ -28,7 +46,19 @@ def generate_ids(
     tokenizer: PreTrainedTokenizerFast | None = None,
     bank: ReportBank | None = None,
 ) -> list[list[int]]:
-    """Per study, the generated token ids up to (not including) EOS.
+    """Per study, the generated token ids up to (not including) EOS (:func:`generate_reports`)."""
+    return [report.ids for report in generate_reports(model, images, view_mask, decoding, tokenizer, bank)]
+
+
+def generate_reports(
+    model: MedVLModel,
+    images: torch.Tensor,
+    view_mask: torch.Tensor,
+    decoding: DecodingConfig | None = None,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+    bank: ReportBank | None = None,
+) -> list[GeneratedReport]:
+    """Per study, the generated token ids up to (not including) EOS, and who wrote them.
 
     With a finding head, ``decoding.finding_bias`` steers the search towards the findings the
     head sees, ``decoding.finding_check`` keeps the candidates that state them
@@ -46,7 +76,7 @@ def generate_ids(
                 "pass the model's tokenizer"
             )
         return _checked_ids(model, tokenizer, images, view_mask, decoding, bank)
-    return [_until_eos(model, row) for row in model.generate(images, view_mask, decoding).tolist()]
+    return [GeneratedReport(_until_eos(model, row)) for row in model.generate(images, view_mask, decoding).tolist()]
 
 
 def _checked_ids(
@@ -56,7 +86,7 @@ def _checked_ids(
     view_mask: torch.Tensor,
     decoding: DecodingConfig,
     bank: ReportBank | None,
-) -> list[list[int]]:
+) -> list[GeneratedReport]:
     """Each study's candidate from a search steered by ``finding_bias``: of those the finding
     check keeps, the closest to the report bank's group, or the likeliest (or the consensus);
     edited by ``state_findings``."""
@@ -72,7 +102,7 @@ def _checked_ids(
     rows = [_until_eos(model, row) for row in candidates.tolist()]
     verifiable = verifiable_observations(labels)
     n = decoding.n_candidates
-    chosen = []
+    chosen: list[GeneratedReport] = []
     for study, shown in enumerate(verdicts.tolist()):
         group, seen = rows[study * n : (study + 1) * n], seen_kinds(labels, shown)
         texts = decode_targets(tokenizer, group)
@@ -80,19 +110,23 @@ def _checked_ids(
         shown_labels = [label for label, seen_label in zip(labels, shown) if seen_label]
         reports = bank.group(shown_labels) if bank is not None and decoding.report_bank != "off" else None
         if reports is not None:
-            options, option_texts = [group[index] for index in kept], [texts[index] for index in kept]
+            options = [GeneratedReport(group[index]) for index in kept]
+            option_texts = [texts[index] for index in kept]
             if decoding.report_bank == "consensus":
-                options.append(tokenizer.encode(reports.consensus, add_special_tokens=False))
+                options.append(GeneratedReport(tokenizer.encode(reports.consensus, add_special_tokens=False), REPORT_BANK))
                 option_texts.append(reports.consensus)
             chosen.append(options[reports.closest(option_texts)])
         elif decoding.consensus_candidates > 1:
-            chosen.append(group[kept[consensus_index([group[index] for index in kept])]])
+            chosen.append(GeneratedReport(group[kept[consensus_index([group[index] for index in kept])]]))
         else:
-            chosen.append(group[kept[0]])
+            chosen.append(GeneratedReport(group[kept[0]]))
     if decoding.state_findings and model.config.finding_sentences:
         for study, shown in enumerate(verdicts.tolist()):
             seen_labels = [label for label, seen in zip(labels, shown) if seen]
-            chosen[study] = stated_ids(tokenizer, chosen[study], seen_labels, model.config.finding_sentences, verifiable)
+            report = chosen[study]
+            ids = stated_ids(tokenizer, report.ids, seen_labels, model.config.finding_sentences, verifiable)
+            before, after = (set(split_sentences(untagged(text))) for text in decode_targets(tokenizer, [report.ids, ids]))
+            chosen[study] = GeneratedReport(ids, report.writer, frozenset(after - before))
     return chosen
 
 
