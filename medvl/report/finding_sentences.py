@@ -53,10 +53,15 @@ def observation_of(kind: str) -> str | None:
     return FINDING_KINDS[kind].chexpert if kind in FINDING_KINDS else None
 
 
+@lru_cache(maxsize=8192)
+def stated_findings(text: str) -> frozenset[tuple[str, str | None, str | None]]:
+    """The (kind, side, device) of each finding ``text`` states as present."""
+    return frozenset(tuple(key) for key in label_report(text).positive)
+
+
 def states_exactly(sentence: str, key: tuple[str, str | None, str | None]) -> bool:
     """Whether ``sentence`` states the finding ``key`` and nothing else, for both labelers."""
-    positive = label_report(sentence).positive
-    if len(positive) != 1 or tuple(positive[0]) != key:
+    if stated_findings(sentence) != {key}:
         return False
     wanted = observation_of(key[0])
     return stated_observations(sentence) - {NO_FINDING} == ({wanted} if wanted else set())
@@ -73,21 +78,14 @@ def mine_finding_sentences(
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for report in reports:
         for sentence in split_sentences(report):
-            positive = label_report(sentence).positive
-            if len(positive) != 1 or tuple(positive[0]) not in keys:
-                continue
-            if all(word in vocabulary for word in sentence.split()) and states_exactly(sentence, tuple(positive[0])):
-                counts[keys[tuple(positive[0])]][sentence] += 1
+            found = stated_findings(sentence)
+            key = next(iter(found)) if len(found) == 1 else None
+            if key in keys and all(word in vocabulary for word in sentence.split()) and states_exactly(sentence, key):
+                counts[keys[key]][sentence] += 1
     return {
         label: min(found, key=lambda sentence: (-found[sentence], len(sentence.split()), sentence))
         for label, found in sorted(counts.items())
     }
-
-
-@lru_cache(maxsize=8192)
-def stated_findings(text: str) -> frozenset[tuple[str, str | None, str | None]]:
-    """The (kind, side, device) of each finding ``text`` states as present."""
-    return frozenset(tuple(key) for key in label_report(text).positive)
 
 
 def state_findings(
