@@ -21,7 +21,7 @@ NORMAL_SHORT = "[findings] the lungs are clear ."
 NORMAL_ODD = "[findings] pa and lateral views . heart normal ."
 NODULE = "[findings] the heart is normal in size . there is a left upper lobe nodule ."
 NODULE_ODD = "[findings] nodule left apex ."
-NONE, NODULES = frozenset(), frozenset({"nodule:left"})
+NONE, NODULES = frozenset(), frozenset({"nodule"})
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +45,14 @@ def test_the_consensus_is_the_report_that_agrees_most_with_the_others():
 
 def test_groups_need_enough_reports_and_a_consensus_the_model_can_write(tokenizer):
     vocabulary = set(tokenizer.get_vocab())
-    groups = {group.labels: group for group in build_report_bank(training_reports(), vocabulary, min_reports=4)}
+    groups = {group.kinds: group for group in build_report_bank(training_reports(), vocabulary, min_reports=4)}
     assert set(groups) == {NONE, NODULES}  # one cardiomegaly report is no group
     assert groups[NONE].n_reports == 8 and groups[NONE].consensus == NORMAL
     assert groups[NODULES].consensus == NODULE
     capped = build_report_bank(training_reports(), vocabulary, min_reports=4, max_reports=3)
     assert all(len(group.reports) == 3 for group in capped)
     unwritable = build_report_bank(training_reports(), vocabulary - {"lungs"}, min_reports=4)
-    assert {group.labels: group.consensus for group in unwritable}[NONE] == NORMAL_ODD  # every other normal says "lungs"
+    assert {group.kinds: group.consensus for group in unwritable}[NONE] == NORMAL_ODD  # every other normal says "lungs"
 
 
 def test_a_bank_round_trips_through_its_file_and_a_broken_file_is_named(tmp_path, tokenizer):
@@ -61,7 +61,7 @@ def test_a_bank_round_trips_through_its_file_and_a_broken_file_is_named(tmp_path
     loaded = ReportBank.load(tmp_path)
     assert loaded is not None and loaded.groups == bank.groups
     assert loaded.group(["nodule:left"]).consensus == NODULE and loaded.group(["cardiomegaly"]) is None
-    assert loaded.group(["nodule:right"]) is None  # sides are kept apart
+    assert loaded.group(["nodule:right"]) is loaded.group(["nodule:left"])  # a group holds both sides
     assert ReportBank.load(tmp_path / "nowhere") is None
     path.write_text(json.dumps({"groups": [{"kinds": []}]}))
     with pytest.raises(ModelError, match="unreadable report bank") as raised:

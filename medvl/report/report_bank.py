@@ -3,8 +3,8 @@
 A small decoder trained on a few thousand reports ranks one radiologist's wording first as often
 as the wording most radiologists share. With ``decoding.report_bank`` the draft is chosen by
 minimum Bayes risk against real reports of studies like this one: the training reports whose
-drawn findings are the findings the head sees, side included (their *group*: the same finding
-labels; at least
+drawn findings are of the finding kinds the head sees (their *group*: the same kinds, whatever
+their sides; at least
 :data:`MIN_GROUP_REPORTS` of them). Of the candidates the finding check keeps, the one with the
 highest mean BLEU-4 against the group's reports (a seeded sample of at most
 :data:`MAX_GROUP_REPORTS`) is kept:
@@ -16,6 +16,10 @@ highest mean BLEU-4 against the group's reports (a seeded sample of at most
   It is how a radiologist's normal template works: the commonest wording of a normal study.
 
 Studies whose finding pattern has no group (a rare combination) keep the finding check's choice.
+A group's reports state its findings on either side; with ``decoding.state_findings`` the kept
+draft then loses a sentence that states a finding on a side the head does not see it on and
+gains the seen side's finding sentence (:mod:`medvl.report.finding_sentences`), so decode with
+both.
 The bank is written at calibration (:func:`medvl.train.calibration.calibrate`) into the model
 folder as ``report_bank.json``. It holds training report text: build it from de-identified
 reports only (``medvl deid``), as IU X-ray's are.
@@ -32,6 +36,7 @@ from pathlib import Path
 
 from medvl.errors import ModelError
 from medvl.files import atomic_write_text
+from medvl.findings import label_kind
 from medvl.model.consensus import sentence_bleu
 
 BANK_FILE = "report_bank.json"
@@ -44,7 +49,7 @@ BANK_MODES = ("off", "choose", "consensus")
 class ReportGroup:
     """The training reports of one finding pattern: a sample of them and their consensus."""
 
-    labels: frozenset[str]  # finding-head labels ("opacity:left"); empty for normal studies
+    kinds: frozenset[str]  # finding kinds ("opacity"); empty for normal studies
     n_reports: int
     reports: tuple[str, ...]  # tagged report targets, as the decoder writes them
     consensus: str
@@ -75,19 +80,19 @@ def build_report_bank(
     max_reports: int = MAX_GROUP_REPORTS,
     seed: int = 0,
 ) -> list[ReportGroup]:
-    """Groups of (tagged report target, finding labels) pairs with at least ``min_reports`` reports;
+    """Groups of (tagged report target, finding kinds) pairs with at least ``min_reports`` reports;
     each keeps a seeded sample of ``max_reports`` and the consensus of its reports whose words are
     all in ``vocabulary`` (the model can write and read them)."""
-    by_labels: dict[frozenset[str], list[str]] = defaultdict(list)
-    for text, labels in reports:
-        by_labels[frozenset(labels)].append(text)
+    by_kinds: dict[frozenset[str], list[str]] = defaultdict(list)
+    for text, kinds in reports:
+        by_kinds[frozenset(kinds)].append(text)
     groups = []
-    for labels, texts in sorted(by_labels.items(), key=lambda item: (-len(item[1]), sorted(item[0]))):
+    for kinds, texts in sorted(by_kinds.items(), key=lambda item: (-len(item[1]), sorted(item[0]))):
         writable = [text for text in texts if all(word in vocabulary for word in text.split())]
         if len(texts) < min_reports or not writable:
             continue
         sample = texts if len(texts) <= max_reports else random.Random(seed).sample(texts, max_reports)
-        groups.append(ReportGroup(labels, len(texts), tuple(sample), consensus_report(writable, sample)))
+        groups.append(ReportGroup(kinds, len(texts), tuple(sample), consensus_report(writable, sample)))
     return groups
 
 
@@ -95,16 +100,16 @@ class ReportBank:
     """The groups of a model's report bank, found by the finding labels the head sees."""
 
     def __init__(self, groups: Iterable[ReportGroup]) -> None:
-        self.groups = {group.labels: group for group in groups}
+        self.groups = {group.kinds: group for group in groups}
 
     def group(self, labels: Iterable[str]) -> ReportGroup | None:
-        """The group of exactly these finding labels, or ``None``."""
-        return self.groups.get(frozenset(labels))
+        """The group of exactly the finding kinds of these finding-head labels, or ``None``."""
+        return self.groups.get(frozenset(label_kind(label) for label in labels))
 
     def save(self, model_dir: str | Path) -> Path:
         """Write ``report_bank.json`` into ``model_dir`` (atomically)."""
         rows = [
-            {"labels": sorted(group.labels), "n_reports": group.n_reports, "consensus": group.consensus,
+            {"kinds": sorted(group.kinds), "n_reports": group.n_reports, "consensus": group.consensus,
              "reports": list(group.reports)}
             for group in self.groups.values()
         ]
@@ -121,7 +126,7 @@ class ReportBank:
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))["groups"]
             return cls(
-                ReportGroup(frozenset(row["labels"]), int(row["n_reports"]), tuple(row["reports"]), row["consensus"])
+                ReportGroup(frozenset(row["kinds"]), int(row["n_reports"]), tuple(row["reports"]), row["consensus"])
                 for row in rows
             )
         except (ValueError, KeyError, TypeError) as exc:

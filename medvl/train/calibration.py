@@ -32,7 +32,7 @@ from medvl.data.manifest import ManifestRow, read_manifest
 from medvl.errors import ConfigError, ManifestError
 from medvl.evaluate.run import manifest_path
 from medvl.files import atomic_write_text
-from medvl.findings import study_labels
+from medvl.findings import label_kind
 from medvl.model.loading import load_model, resolve_model_dir
 from medvl.model.modeling import MedVLModel
 from medvl.report.finding_sentences import mine_finding_sentences, untagged
@@ -93,11 +93,6 @@ def fit_finding_thresholds(
     return thresholds
 
 
-def study_finding_labels(row: ManifestRow, sides: str) -> frozenset[str]:
-    """The finding-head labels of a manifest row's drawn findings."""
-    return frozenset(label for finding in row.findings for label in study_labels(finding, sides))
-
-
 def calibrate(
     model_dir: str | Path,
     data: str | Path,
@@ -133,11 +128,11 @@ def calibrate(
     model.config.finding_sentences = mine_finding_sentences(
         (untagged(model.config.report_target(row.report)) for row in training_rows), model.config.finding_labels, tokenizer
     )
-    known = set(model.config.finding_labels)
-    targets_and_labels = [
-        (model.config.report_target(row.report), study_finding_labels(row, model.config.finding_sides) & known)
+    kinds = {label_kind(label) for label in model.config.finding_labels}
+    targets_and_kinds = [
+        (model.config.report_target(row.report), frozenset(finding["kind"] for finding in row.findings) & kinds)
         for row in training_rows
     ]
-    ReportBank(build_report_bank(targets_and_labels, set(tokenizer.get_vocab()))).save(model_dir)
+    ReportBank(build_report_bank(targets_and_kinds, set(tokenizer.get_vocab()))).save(model_dir)
     atomic_write_text(model_dir / "config.json", model.config.to_json_string(use_diff=True))
     return dict(zip(model.config.finding_labels, thresholds))
