@@ -22,17 +22,31 @@ def _ngrams(tokens: Sequence[Hashable], order: int) -> Counter[tuple[Hashable, .
     return Counter(tuple(tokens[i : i + order]) for i in range(len(tokens) - order + 1))
 
 
-def sentence_bleu(hypothesis: Sequence[Hashable], reference: Sequence[Hashable]) -> float:
-    """BLEU-4 of one token (or word) sequence against one reference, add-one smoothed, with brevity penalty."""
-    if not hypothesis:
+def ngram_counts(tokens: Sequence[Hashable]) -> list[Counter[tuple[Hashable, ...]]]:
+    """The 1- to 4-gram counts of a token sequence (what :func:`counted_bleu` compares)."""
+    return [_ngrams(tokens, order) for order in range(1, BLEU_ORDER + 1)]
+
+
+def counted_bleu(
+    hypothesis: Sequence[Counter[tuple[Hashable, ...]]],
+    hypothesis_length: int,
+    reference: Sequence[Counter[tuple[Hashable, ...]]],
+    reference_length: int,
+) -> float:
+    """:func:`sentence_bleu` from :func:`ngram_counts` and lengths, computed once per text."""
+    if not hypothesis_length:
         return 0.0
     log_precision = 0.0
-    for order in range(1, BLEU_ORDER + 1):
-        found, wanted = _ngrams(hypothesis, order), _ngrams(reference, order)
+    for found, wanted in zip(hypothesis, reference):
         matched = sum(min(count, wanted[gram]) for gram, count in found.items())
         log_precision += math.log((matched + 1) / (sum(found.values()) + 1)) / BLEU_ORDER
-    brevity = min(0.0, 1.0 - len(reference) / len(hypothesis))
+    brevity = min(0.0, 1.0 - reference_length / hypothesis_length)
     return math.exp(log_precision + brevity)
+
+
+def sentence_bleu(hypothesis: Sequence[Hashable], reference: Sequence[Hashable]) -> float:
+    """BLEU-4 of one token (or word) sequence against one reference, add-one smoothed, with brevity penalty."""
+    return counted_bleu(ngram_counts(hypothesis), len(hypothesis), ngram_counts(reference), len(reference))
 
 
 def consensus_index(candidates: Sequence[Sequence[int]]) -> int:

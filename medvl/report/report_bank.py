@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from medvl.errors import ModelError
 from medvl.files import atomic_write_text
 from medvl.findings import label_kind
-from medvl.model.consensus import sentence_bleu
+from medvl.model.consensus import counted_bleu, ngram_counts
 
 BANK_FILE = "report_bank.json"
 MIN_GROUP_REPORTS = 30
@@ -57,7 +58,14 @@ class ReportGroup:
     def support(self, text: str) -> float:
         """The mean BLEU-4 of ``text`` against the group's reports (words, section tags included)."""
         words = text.split()
-        return sum(sentence_bleu(words, report.split()) for report in self.reports) / len(self.reports)
+        counts = ngram_counts(words)
+        evidence = self.evidence
+        return sum(counted_bleu(counts, len(words), grams, length) for grams, length in evidence) / len(evidence)
+
+    @cached_property
+    def evidence(self) -> list[tuple[list[Counter], int]]:
+        """The reports' n-gram counts and lengths, counted once per group."""
+        return [(ngram_counts(report.split()), len(report.split())) for report in self.reports]
 
     def closest(self, texts: Sequence[str]) -> int:
         """The index of the text with the highest support (the first among equals)."""
@@ -67,9 +75,12 @@ class ReportGroup:
 
 def consensus_report(reports: Sequence[str], evidence: Sequence[str]) -> str:
     """Of the distinct ``reports``, the one with the highest summed BLEU-4 against ``evidence``."""
-    evidence_words = [text.split() for text in evidence]
+    evidence_counts = [(ngram_counts(text.split()), len(text.split())) for text in evidence]
     candidates = list(dict.fromkeys(reports))  # distinct, first seen first
-    support = [sum(sentence_bleu(text.split(), words) for words in evidence_words) for text in candidates]
+    support = [
+        sum(counted_bleu(ngram_counts(text.split()), len(text.split()), grams, length) for grams, length in evidence_counts)
+        for text in candidates
+    ]
     return candidates[max(range(len(candidates)), key=lambda index: (support[index], -index))]
 
 
