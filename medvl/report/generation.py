@@ -75,11 +75,11 @@ def generate_reports(
                 "decoding.finding_check, finding_bias, state_findings and report_bank read the drafts: "
                 "pass the model's tokenizer"
             )
-        return _checked_ids(model, tokenizer, images, view_mask, decoding, bank)
+        return _steered_reports(model, tokenizer, images, view_mask, decoding, bank)
     return [GeneratedReport(_until_eos(model, row)) for row in model.generate(images, view_mask, decoding).tolist()]
 
 
-def _checked_ids(
+def _steered_reports(
     model: MedVLModel,
     tokenizer: PreTrainedTokenizerFast,
     images: torch.Tensor,
@@ -102,32 +102,39 @@ def _checked_ids(
     rows = [_until_eos(model, row) for row in candidates.tolist()]
     verifiable = verifiable_observations(labels)
     n = decoding.n_candidates
-    chosen: list[GeneratedReport] = []
+    reports: list[GeneratedReport] = []
     for study, shown in enumerate(verdicts.tolist()):
-        group, seen = rows[study * n : (study + 1) * n], seen_kinds(labels, shown)
+        group, shown_labels = rows[study * n : (study + 1) * n], [label for label, seen in zip(labels, shown) if seen]
         texts = decode_targets(tokenizer, group)
-        kept = checked_indices(texts, seen, verifiable) if decoding.finding_check else list(range(len(group)))
-        shown_labels = [label for label, seen_label in zip(labels, shown) if seen_label]
-        reports = bank.group(shown_labels) if bank is not None and decoding.report_bank != "off" else None
-        if reports is not None:
-            options = [GeneratedReport(group[index]) for index in kept]
-            option_texts = [texts[index] for index in kept]
+        kept = checked_indices(texts, seen_kinds(labels, shown), verifiable) if decoding.finding_check else list(range(n))
+        bank_group = bank.group(shown_labels) if bank is not None and decoding.report_bank != "off" else None
+        if bank_group is not None:
+            options = [(GeneratedReport(group[index]), texts[index]) for index in kept]
             if decoding.report_bank == "consensus":
-                options.append(GeneratedReport(tokenizer.encode(reports.consensus, add_special_tokens=False), REPORT_BANK))
-                option_texts.append(reports.consensus)
-            chosen.append(options[reports.closest(option_texts)])
+                consensus_ids = tokenizer.encode(bank_group.consensus, add_special_tokens=False)
+                options.append((GeneratedReport(consensus_ids, REPORT_BANK), bank_group.consensus))
+            report = options[bank_group.closest([text for _, text in options])][0]
         elif decoding.consensus_candidates > 1:
-            chosen.append(GeneratedReport(group[kept[consensus_index([group[index] for index in kept])]]))
+            report = GeneratedReport(group[kept[consensus_index([group[index] for index in kept])]])
         else:
-            chosen.append(GeneratedReport(group[kept[0]]))
-    if decoding.state_findings and model.config.finding_sentences:
-        for study, shown in enumerate(verdicts.tolist()):
-            seen_labels = [label for label, seen in zip(labels, shown) if seen]
-            report = chosen[study]
-            ids = stated_ids(tokenizer, report.ids, seen_labels, model.config.finding_sentences, verifiable)
-            before, after = (set(split_sentences(untagged(text))) for text in decode_targets(tokenizer, [report.ids, ids]))
-            chosen[study] = GeneratedReport(ids, report.writer, frozenset(after - before))
-    return chosen
+            report = GeneratedReport(group[kept[0]])
+        if decoding.state_findings and model.config.finding_sentences:
+            report = _stated(tokenizer, report, shown_labels, model.config.finding_sentences, verifiable)
+        reports.append(report)
+    return reports
+
+
+def _stated(
+    tokenizer: PreTrainedTokenizerFast,
+    report: GeneratedReport,
+    seen_labels: list[str],
+    sentences: dict[str, str],
+    verifiable: frozenset[str],
+) -> GeneratedReport:
+    """``report`` edited by the finding sentences, noting the sentences they put in."""
+    ids = stated_ids(tokenizer, report.ids, seen_labels, sentences, verifiable)
+    before, after = (set(split_sentences(untagged(text))) for text in decode_targets(tokenizer, [report.ids, ids]))
+    return GeneratedReport(ids, report.writer, frozenset(after - before))
 
 
 def _until_eos(model: MedVLModel, row: list[int]) -> list[int]:

@@ -103,14 +103,16 @@ def calibrate(
 ) -> dict[str, float]:
     """Fit the finding thresholds of the model in ``model_dir`` on ``split`` of the manifest in
     ``data`` (a manifest, or a folder holding one; labels rare there on ``train_split`` too), mine
-    its finding sentences from the reports of ``train_split``, and write both into its
-    ``config.json`` (atomically). Returns each finding label's threshold."""
+    its finding sentences from the reports of ``train_split`` into its ``config.json`` (both
+    atomically) and its report bank from them into ``report_bank.json``. Returns each finding
+    label's threshold."""
     model_dir = resolve_model_dir(model_dir)
     model, tokenizer = load_model(model_dir)
     if not model.config.finding_labels:
         raise ConfigError(f"{model_dir}: the model has no finding head to calibrate")
     manifest = manifest_path(data)
-    rows = [row for row in read_manifest(manifest) if row.split == split][:max_studies]
+    all_rows = read_manifest(manifest)
+    rows = [row for row in all_rows if row.split == split][:max_studies]
     if not rows:
         raise ManifestError(f"no studies in split {split!r}", manifest)
     collator = ReportCollator(tokenizer, model.config, model.grid_shape)
@@ -120,18 +122,19 @@ def calibrate(
         return head_probabilities(model, DataLoader(dataset, batch_size=batch_size, collate_fn=collator))
 
     probabilities, targets = probabilities_of(rows)
-    training_rows = [row for row in read_manifest(manifest) if row.split == train_split]
+    training_rows = [row for row in all_rows if row.split == train_split]
     rare = bool((targets.sum(dim=0) < MIN_POSITIVES).any())
     more = probabilities_of(training_rows) if rare and training_rows else None
     thresholds = fit_finding_thresholds(probabilities, targets, more=more)
     model.config.finding_thresholds = thresholds
+    training_targets = [model.config.report_target(row.report) for row in training_rows]
     model.config.finding_sentences = mine_finding_sentences(
-        (untagged(model.config.report_target(row.report)) for row in training_rows), model.config.finding_labels, tokenizer
+        (untagged(target) for target in training_targets), model.config.finding_labels, tokenizer
     )
     kinds = {label_kind(label) for label in model.config.finding_labels}
     targets_and_kinds = [
-        (model.config.report_target(row.report), frozenset(finding["kind"] for finding in row.findings) & kinds)
-        for row in training_rows
+        (target, frozenset(finding["kind"] for finding in row.findings) & kinds)
+        for target, row in zip(training_targets, training_rows)
     ]
     ReportBank(build_report_bank(targets_and_kinds, set(tokenizer.get_vocab()))).save(model_dir)
     atomic_write_text(model_dir / "config.json", model.config.to_json_string(use_diff=True))
