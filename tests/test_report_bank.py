@@ -11,7 +11,9 @@ from medvl.errors import ConfigError, ModelError
 from medvl.model.decoding import DecodingConfig
 from medvl.model.loading import build_model, resolve_model_dir
 from medvl.report.generation import DECODER, REPORT_BANK, decode_targets, generate_ids, generate_reports
+from medvl.report.finding_sentences import untagged
 from medvl.report.report_bank import ReportBank, ReportGroup, build_report_bank, consensus_report
+from medvl.report.report_composition import ReportEvidence
 from medvl.text import train_tokenizer
 from tests.test_model import tiny_config
 
@@ -45,14 +47,17 @@ def test_the_consensus_is_the_report_that_agrees_most_with_the_others():
 
 def test_groups_need_enough_reports_and_a_consensus_the_model_can_write(tokenizer):
     vocabulary = set(tokenizer.get_vocab())
-    groups = {group.kinds: group for group in build_report_bank(training_reports(), vocabulary, min_reports=4)}
+    groups = {group.kinds: group for group in build_report_bank(training_reports(), vocabulary, min_reports=4, compose=False)}
     assert set(groups) == {NONE, NODULES}  # one cardiomegaly report is no group
     assert groups[NONE].n_reports == 8 and groups[NONE].consensus == NORMAL
     assert groups[NODULES].consensus == NODULE
-    capped = build_report_bank(training_reports(), vocabulary, min_reports=4, max_reports=3)
+    capped = build_report_bank(training_reports(), vocabulary, min_reports=4, max_reports=3, compose=False)
     assert all(len(group.reports) == 3 for group in capped)
-    unwritable = build_report_bank(training_reports(), vocabulary - {"lungs"}, min_reports=4)
+    unwritable = build_report_bank(training_reports(), vocabulary - {"lungs"}, min_reports=4, compose=False)
     assert {group.kinds: group.consensus for group in unwritable}[NONE] == NORMAL_ODD  # every other normal says "lungs"
+    composed = build_report_bank(training_reports(), vocabulary - {"lungs"}, min_reports=4)
+    # composed from the sentences of >= 3 reports the model can write: the heart sentence alone
+    assert {group.kinds: group.consensus for group in composed}[NONE] == "[findings] the heart is normal in size ."
 
 
 def test_a_bank_round_trips_through_its_file_and_a_broken_file_is_named(tmp_path, tokenizer):
@@ -117,3 +122,7 @@ def test_the_shipped_iu_model_has_a_bank_of_its_commonest_finding_patterns():
     normal = bank.group(frozenset())
     assert normal is not None and normal.n_reports > 1000
     assert all(group.n_reports >= 30 and group.consensus.startswith("[findings] ") for group in bank.groups.values())
+    # the normal consensus is composed: it agrees with the group's reports better than any one of them
+    evidence = ReportEvidence(untagged(report) for report in normal.reports)
+    composed = untagged(normal.consensus).split()
+    assert all(evidence.agreement(composed) > evidence.agreement(untagged(report).split()) for report in normal.reports)

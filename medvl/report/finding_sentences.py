@@ -129,7 +129,7 @@ def stated_ids(
     tag, the whole text) edited by :func:`state_findings` and re-encoded; other sections and the
     section tags are kept as generated."""
     ids = list(ids)
-    tags = [index for index, token in enumerate(tokenizer.convert_ids_to_tokens(ids)) if _is_section_tag(token)]
+    tags = [index for index, token in enumerate(tokenizer.convert_ids_to_tokens(ids)) if is_section_tag(token)]
     start, end = 0, len(ids)
     findings = [index for index in tags if tokenizer.convert_ids_to_tokens(ids[index]) == "[findings]"]
     if findings:
@@ -142,8 +142,9 @@ def stated_ids(
 
 def untagged(target: str) -> str:
     """A tagged report target (``"[findings] ... [impression] ..."``) without its section tags."""
-    return " ".join(word for word in target.split() if not _is_section_tag(word))
+    return " ".join(word for word in target.split() if not is_section_tag(word))
 
 
-def _is_section_tag(token: str) -> bool:
+def is_section_tag(token: str) -> bool:
+    """Whether a target token is a section tag (``"[findings]"``)."""
     return token.startswith("[") and token.endswith("]") and token[1:-1].islower()

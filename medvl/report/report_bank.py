@@ -39,6 +39,8 @@ from medvl.errors import ModelError
 from medvl.files import atomic_write_text
 from medvl.findings import label_kind
 from medvl.model.consensus import counted_bleu, ngram_counts
+from medvl.report.finding_sentences import is_section_tag, untagged
+from medvl.report.report_composition import compose_report
 
 BANK_FILE = "report_bank.json"
 MIN_GROUP_REPORTS = 30
@@ -90,10 +92,13 @@ def build_report_bank(
     min_reports: int = MIN_GROUP_REPORTS,
     max_reports: int = MAX_GROUP_REPORTS,
     seed: int = 0,
+    compose: bool = True,
 ) -> list[ReportGroup]:
     """Groups of (tagged report target, finding kinds) pairs with at least ``min_reports`` reports;
-    each keeps a seeded sample of ``max_reports`` and the consensus of its reports whose words are
-    all in ``vocabulary`` (the model can write and read them)."""
+    each keeps a seeded sample of ``max_reports`` and its consensus: composed from its reports'
+    sentences (``compose``, :func:`composed_consensus`), else (or where that cannot be) the one
+    of its reports whose words are all in ``vocabulary`` (the model can write and read them)
+    that agrees best with the sample."""
     by_kinds: dict[frozenset[str], list[str]] = defaultdict(list)
     for text, kinds in reports:
         by_kinds[frozenset(kinds)].append(text)
@@ -103,8 +108,21 @@ def build_report_bank(
         if len(texts) < min_reports or not writable:
             continue
         sample = texts if len(texts) <= max_reports else random.Random(seed).sample(texts, max_reports)
-        groups.append(ReportGroup(kinds, len(texts), tuple(sample), consensus_report(writable, sample)))
+        consensus = (composed_consensus(texts, kinds, vocabulary) if compose else None) or consensus_report(writable, sample)
+        groups.append(ReportGroup(kinds, len(texts), tuple(sample), consensus))
     return groups
+
+
+def composed_consensus(texts: Sequence[str], kinds: frozenset[str], vocabulary: set[str]) -> str | None:
+    """The consensus :func:`~medvl.report.report_composition.compose_report` writes from tagged
+    one-section report targets, tagged as they are; ``None`` for targets of several sections or
+    where nothing can be composed."""
+    tags = {tuple(word for word in text.split() if is_section_tag(word)) for text in texts}
+    if len(tags) != 1 or len(next(iter(tags))) > 1:
+        return None
+    (tag,) = tags
+    composed = compose_report([untagged(text) for text in texts], kinds, vocabulary)
+    return " ".join([*tag, composed]) if composed else None
 
 
 class ReportBank:
