@@ -10,8 +10,8 @@ import torch
 from medvl.errors import ConfigError, ModelError
 from medvl.model.decoding import DecodingConfig
 from medvl.model.loading import build_model, resolve_model_dir
-from medvl.report.generation import DECODER, REPORT_BANK, decode_targets, generate_ids, generate_reports
 from medvl.report.finding_sentences import untagged
+from medvl.report.generation import DECODER, REPORT_BANK, decode_targets, generate_ids, generate_reports
 from medvl.report.report_bank import ReportBank, ReportGroup, build_report_bank, consensus_report
 from medvl.report.report_composition import ReportEvidence
 from medvl.text import train_tokenizer

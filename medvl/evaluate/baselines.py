@@ -14,6 +14,13 @@ None of them looks at an image; they show what word-overlap metrics give for fre
   observations the one that agrees most with the others (the highest mean BLEU-4 against them:
   minimum Bayes risk, :func:`medvl.report.report_bank.consensus_report` on words). It shows how far a
   model that reads every finding right can go on word overlap by choosing its wording well;
+* **composed normal report**: the report :func:`medvl.report.report_composition.compose_report`
+  writes from the training reports that state no finding (the sentences most of them share, in
+  their order), for every study: the normal wording the report bank drafts, without an image;
+* **finding composition (oracle)**: per test study, the composed report of the training reports
+  that state exactly the finding kinds its report states (groups of at least
+  :data:`COMPOSITION_MIN_REPORTS`), else its label consensus: the report bank with a finding head
+  that is never wrong;
 * **phantom reader (oracle)**: per test study, the phantom report template
   (:func:`medvl.data.phantom.reports.make_report`, findings section) of exactly the findings its
   IU-phantom (seed 0) draws, a normal report where it draws none: the clinical scores of a model
@@ -45,12 +52,14 @@ from typing import Any
 from medvl.data.iu_phantom import iu_findings, read_iu_annotation, study_seed
 from medvl.data.phantom.reports import make_report
 from medvl.data.phantom.study import REPORT_STREAM, stream
-from medvl.evaluate.chexpert import label_chexpert
+from medvl.evaluate.chexpert import NO_FINDING, label_chexpert
 from medvl.evaluate.clinical import UNCERTAIN_AS, clinical_metrics
 from medvl.evaluate.nlg import METRICS, nlg_metrics
 from medvl.evaluate.tables import scores_table
 from medvl.files import atomic_write_text
+from medvl.report.finding_sentences import stated_findings
 from medvl.report.report_bank import consensus_report
+from medvl.report.report_composition import compose_report
 from medvl.text import CleaningConfig, clean_report, split_sentences
 
 CLEANING = CleaningConfig(style="r2gen_iu")
@@ -60,9 +69,12 @@ BASELINES = (
     "normal template",
     "label retrieval (oracle)",
     "label consensus (oracle)",
+    "composed normal report",
+    "finding composition (oracle)",
     "phantom reader (oracle)",
     "text-only trigram LM",
 )
+COMPOSITION_MIN_REPORTS = 10  # the finding composition oracle composes groups of at least this many reports
 CONSENSUS_SAMPLE = 150  # a label group's consensus is measured against at most this many of its reports (seeded)
 R2GEN_MAX_WORDS = 59  # R2Gen's max_seq_length (60) counts the start token
 R2GEN_MIN_COUNT = 3  # R2Gen's vocabulary threshold
@@ -119,6 +131,44 @@ def _group_consensus(reports: Sequence[str], sample: int) -> str:
     """The distinct report with the highest summed BLEU-4 against (a sample of) ``reports``."""
     references = list(reports) if len(reports) <= sample else random.Random(0).sample(list(reports), sample)
     return consensus_report(reports, references)
+
+
+def composed_normal_report(train_reports: Sequence[str]) -> str:
+    """The composed report of the training reports that state no finding (no CheXpert observation
+    but "No Finding", no finding kind), in the training reports' words; the normal template where
+    none can be composed."""
+    normal = [report for report in train_reports if label_chexpert(report).positive() == {NO_FINDING} and not _kinds(report)]
+    return compose_report(normal, frozenset(), _vocabulary(train_reports)) or normal_template(train_reports)
+
+
+def finding_composition(
+    train_reports: Sequence[str], test_reports: Mapping[str, str], fallback: Mapping[str, str]
+) -> dict[str, str]:
+    """Per test study, the composed report of the training reports stating exactly the finding kinds
+    its report states (an oracle), or its ``fallback`` report where they are fewer than
+    :data:`COMPOSITION_MIN_REPORTS` or none can be composed."""
+    groups: dict[frozenset[str], list[str]] = defaultdict(list)
+    for report in train_reports:
+        groups[_kinds(report)].append(report)
+    vocabulary = _vocabulary(train_reports)
+    composed: dict[frozenset[str], str | None] = {}
+    written = {}
+    for study_id, report in test_reports.items():
+        kinds = _kinds(report)
+        if kinds not in composed:
+            enough = len(groups[kinds]) >= COMPOSITION_MIN_REPORTS
+            composed[kinds] = compose_report(groups[kinds], kinds, vocabulary) if enough else None
+        written[study_id] = composed[kinds] or fallback[study_id]
+    return written
+
+
+def _kinds(report: str) -> frozenset[str]:
+    """The finding kinds a cleaned report states as present."""
+    return frozenset(kind for kind, _, _ in stated_findings(report))
+
+
+def _vocabulary(reports: Sequence[str]) -> set[str]:
+    return {word for report in reports for word in report.split()}
 
 
 def phantom_reader(test_reports: Mapping[str, str], seed: int = 0) -> dict[str, str]:
@@ -212,6 +262,8 @@ def baseline_reports(
     reports = {name: dict.fromkeys(references, text) for name, text in constant.items()}
     reports["label retrieval (oracle)"] = label_retrieval(train, references, uncertain_as)
     reports["label consensus (oracle)"] = label_consensus(train, references, uncertain_as)
+    reports["composed normal report"] = dict.fromkeys(references, composed_normal_report(train))
+    reports["finding composition (oracle)"] = finding_composition(train, references, reports["label consensus (oracle)"])
     reports["phantom reader (oracle)"] = phantom_reader(raw_references)
     return {"references": references, "baselines": {name: reports[name] for name in BASELINES}}
 

@@ -10,10 +10,13 @@ highest mean BLEU-4 against the group's reports (a seeded sample of at most
 :data:`MAX_GROUP_REPORTS`) is kept:
 
 * ``"choose"``: the candidates are the decoder's beams; it writes every word;
-* ``"consensus"``: the group's *consensus report* competes too: the group's report (in the
-  model's vocabulary) with the highest mean BLEU-4 against the others, as the ``label consensus``
-  baseline chooses with the test labels (:mod:`medvl.evaluate.baselines`), here with the head's.
-  It is how a radiologist's normal template works: the commonest wording of a normal study.
+* ``"consensus"``: the group's *consensus report* competes too: composed from the sentences
+  most of the group's reports share, in the order they share them
+  (:mod:`medvl.report.report_composition`), or, where nothing can be composed (targets of several
+  sections), the group's report (in the model's vocabulary) with the highest mean BLEU-4 against
+  the others, as the ``label consensus`` baseline chooses with the test labels
+  (:mod:`medvl.evaluate.baselines`). It is how a radiologist's normal template works: the
+  commonest wording of a normal study.
 
 Studies whose finding pattern has no group (a rare combination) keep the finding check's choice.
 A group's reports state its findings on either side; with ``decoding.state_findings`` the kept
