@@ -5,7 +5,8 @@ a draft may be. The single training report that agrees best with the others is o
 radiologist's report: it says some things few others say ("pa and lateral views of the chest
 were obtained") and leaves out some most say. :func:`compose_report` writes the group's consensus
 from the sentences its reports share instead, by minimum Bayes risk over sentence sequences: it
-starts from the :data:`STARTS` reports that agree best with the group, and from each one
+starts from the :data:`STARTS` reports that agree best with the group (of those that keep the
+rules below), and from each one
 changes one sentence at a time (adds a common sentence at any place, drops one, swaps one for a
 common sentence, moves one), keeping the change that raises the agreement most, until none
 does. The agreement (:class:`ReportEvidence`) is what the draft would score if it were written
@@ -15,11 +16,13 @@ F-measure with beta 1.2).
 
 What may be composed, so that the report still reads as one radiologist's:
 
-* sentences of at least :data:`MIN_SENTENCE_REPORTS` of the group's reports (the commonest
-  :data:`POOL_SIZE`), in words the model's vocabulary has, without the anonymiser's ``xxxx``;
-* no sentence stating a finding outside the group's kinds or a CheXpert observation none of them
-  shows, and no side in a sentence that states no finding ("the right lung is clear" would
-  contradict a left-sided finding the draft is later given);
+* sentences added or swapped in are of at least :data:`MIN_SENTENCE_REPORTS` of the group's
+  reports (the commonest :data:`POOL_SIZE`); the report it starts from may keep sentences fewer
+  reports share;
+* every sentence, the starting report's too, in words the model's vocabulary has, without the
+  anonymiser's ``xxxx``, stating no finding outside the group's kinds and no CheXpert
+  observation none of them shows, and naming no side unless it states a finding ("the right
+  lung is clear" would contradict a left-sided finding the draft is later given);
 * no finding or observation mentioned twice (present or absent: one "no pneumothorax");
 * the composed report states exactly the group's finding kinds.
 """
