@@ -95,12 +95,11 @@ def compose_report(reports: Sequence[str], kinds: frozenset[str], vocabulary: se
     """The composed consensus of cleaned, untagged ``reports`` of studies showing the finding
     ``kinds``, or ``None`` where no report of the group can start it (none keeps the rules)."""
     evidence = ReportEvidence(reports)
-    pool = _sentence_pool(reports, kinds, vocabulary)
-    starts = [
-        sentences
-        for sentences in dict.fromkeys(tuple(split_sentences(report)) for report in reports)
-        if all(_usable(sentence, kinds, vocabulary) for sentence in sentences) and _keeps_rules(sentences, kinds)
-    ]
+    distinct = list(dict.fromkeys(tuple(split_sentences(report)) for report in reports))
+    every_sentence = {sentence for sentences in distinct for sentence in sentences}
+    usable = {sentence for sentence in every_sentence if _usable(sentence, kinds, vocabulary)}  # each judged once
+    pool = _sentence_pool(reports, usable)
+    starts = [sentences for sentences in distinct if usable.issuperset(sentences) and _keeps_rules(sentences, kinds)]
     if not starts:
         return None
     starts = sorted(starts, key=lambda sentences: -evidence.agreement(_words(sentences)))[:STARTS]
@@ -140,11 +139,12 @@ def _changes(sentences: list[str], pool: Sequence[str]) -> Iterable[list[str]]:
                 yield [*sentences[:index], other, *sentences[index + 1 :]]
 
 
-def _sentence_pool(reports: Sequence[str], kinds: frozenset[str], vocabulary: set[str]) -> list[str]:
-    """The commonest usable sentences, each counted once per report that has it."""
+def _sentence_pool(reports: Sequence[str], usable: set[str]) -> list[str]:
+    """The commonest ``usable`` sentences of at least :data:`MIN_SENTENCE_REPORTS` reports, each
+    counted once per report that has it."""
     counts = Counter(sentence for report in reports for sentence in set(split_sentences(report)))
     common = [sentence for sentence, count in counts.most_common() if count >= MIN_SENTENCE_REPORTS]
-    return [sentence for sentence in common if _usable(sentence, kinds, vocabulary)][:POOL_SIZE]
+    return [sentence for sentence in common if sentence in usable][:POOL_SIZE]
 
 
 def _usable(sentence: str, kinds: frozenset[str], vocabulary: set[str]) -> bool:
